@@ -1,0 +1,1 @@
+"""Built-in factories. Each registers under the ``pond.factories`` entry-point group."""

@@ -1,0 +1,161 @@
+"""The materialization cache (DESIGN §4): memory (LRU bounded in bytes) over disk (``cache/``).
+
+An entry is keyed by a fingerprint of what produced it (factory, config, factory
+version, and the versions of every source read), so a source gaining a version means
+a new key: a deterministic node is never served stale. Entries of non-deterministic
+factories also expire after their TTL. The folder is derived data: safe to delete.
+"""
+
+import json
+import os
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+DEFAULT_MEMORY_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    key: str
+    path: Path
+
+    @property
+    def is_table(self) -> bool:
+        return self.path.suffix == ".parquet"
+
+    def dataset(self) -> ds.Dataset:
+        return ds.dataset(str(self.path), format="parquet")
+
+    def read_bytes(self) -> bytes:
+        return self.path.read_bytes()
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    entries: int
+    bytes: int
+    memory_entries: int
+    memory_bytes: int
+    hits: int
+    misses: int
+    by_factory: dict[str, tuple[int, int]]
+
+
+class MaterializationCache:
+    def __init__(self, root: Path, memory_bytes: int = DEFAULT_MEMORY_BYTES):
+        self.root = root
+        self.memory_limit = memory_bytes
+        self._memory: OrderedDict[str, pa.Table] = OrderedDict()
+        self._memory_bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def lookup(self, key: str, ttl: timedelta | None = None) -> CacheEntry | None:
+        for suffix in (".parquet", ".bin"):
+            path = self._path(key, suffix)
+            try:
+                age = time.time() - path.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if ttl is not None and age > ttl.total_seconds():
+                self._forget(key)
+                continue
+            self.hits += 1
+            return CacheEntry(key, path)
+        self.misses += 1
+        return None
+
+    def store_table(
+        self, key: str, data: pa.Table | pa.RecordBatchReader, meta: dict[str, Any]
+    ) -> CacheEntry:
+        """Stream ``data`` into ``<key>.parquet`` (temporary file, then rename)."""
+        target = self._path(key, ".parquet")
+        temp = self._temp(target)
+        reader = data.to_reader() if isinstance(data, pa.Table) else data
+        rows = 0
+        with pq.ParquetWriter(temp, reader.schema, compression="zstd") as writer:
+            for batch in reader:
+                writer.write_batch(batch, row_group_size=122_880)
+                rows += batch.num_rows
+        return self._commit(key, temp, target, {**meta, "rows": rows})
+
+    def store_bytes(self, key: str, data: bytes, meta: dict[str, Any]) -> CacheEntry:
+        target = self._path(key, ".bin")
+        temp = self._temp(target)
+        temp.write_bytes(data)
+        return self._commit(key, temp, target, meta)
+
+    def table(self, entry: CacheEntry) -> pa.Table:
+        """The entry's rows, kept in memory (LRU, bounded in bytes) for repeated reads."""
+        if entry.key in self._memory:
+            self._memory.move_to_end(entry.key)
+            return self._memory[entry.key]
+        table = pq.read_table(entry.path)
+        if table.nbytes <= self.memory_limit:
+            self._memory[entry.key] = table
+            self._memory_bytes += table.nbytes
+            while self._memory_bytes > self.memory_limit:
+                _, evicted = self._memory.popitem(last=False)
+                self._memory_bytes -= evicted.nbytes
+        return table
+
+    def stats(self) -> CacheStats:
+        entries = size = 0
+        by_factory: dict[str, tuple[int, int]] = {}
+        for meta_path in self.root.glob("*/*.json") if self.root.is_dir() else []:
+            try:
+                meta = json.loads(meta_path.read_text())
+            except (OSError, ValueError):
+                continue
+            data_path = meta_path.with_suffix(".parquet")
+            if not data_path.exists():
+                data_path = meta_path.with_suffix(".bin")
+            if not data_path.exists():
+                continue
+            entry_bytes = data_path.stat().st_size
+            entries += 1
+            size += entry_bytes
+            count, total = by_factory.get(meta.get("factory", "?"), (0, 0))
+            by_factory[meta.get("factory", "?")] = (count + 1, total + entry_bytes)
+        return CacheStats(
+            entries, size, len(self._memory), self._memory_bytes, self.hits, self.misses, by_factory
+        )
+
+    def clear(self) -> int:
+        """Remove every entry; returns how many there were."""
+        removed = 0
+        if self.root.is_dir():
+            for path in self.root.glob("*/*"):
+                if path.suffix in (".parquet", ".bin"):
+                    removed += 1
+                path.unlink(missing_ok=True)
+        self._memory.clear()
+        self._memory_bytes = 0
+        return removed
+
+    def _commit(self, key: str, temp: Path, target: Path, meta: dict[str, Any]) -> CacheEntry:
+        meta_path = target.with_suffix(".json")
+        meta_path.write_text(json.dumps({**meta, "created": time.time()}, default=str))
+        os.replace(temp, target)
+        return CacheEntry(key, target)
+
+    def _forget(self, key: str) -> None:
+        for suffix in (".parquet", ".bin", ".json"):
+            self._path(key, suffix).unlink(missing_ok=True)
+        if key in self._memory:
+            self._memory_bytes -= self._memory.pop(key).nbytes
+
+    def _path(self, key: str, suffix: str) -> Path:
+        return self.root / key[:2] / f"{key}{suffix}"
+
+    def _temp(self, target: Path) -> Path:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target.with_name(f".{target.name}.{os.getpid()}.tmp")

@@ -1,0 +1,1 @@
+"""Dynamic nodes: the factory registry and the resolution of any path to its content."""

@@ -1,0 +1,154 @@
+"""The factory contract: what a dynamic node's plug-in declares, and what it may ask of the pond.
+
+A factory is found through the ``pond.factories`` entry-point group (the built-ins in
+``factories/`` register the same way). It declares its ``name``, a typed ``Config``
+model, the entry type it produces, the pond paths/globs it reads (``sources``), and
+``produce``s its content as one of:
+
+- ``pa.Table`` / ``pa.RecordBatchReader`` for a table or series,
+- ``SqlRelation`` for a table or series defined by SQL over its sources (composed
+  lazily, so filters reach the static files at the bottom of a chain),
+- ``bytes`` for a data file,
+- ``list[ChildSpec]`` for a directory of transient, never persisted, child nodes.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+from pydantic import BaseModel, ConfigDict
+
+from pond_pipeline.kinds import EntryType
+
+__all__ = [
+    "ChildSpec",
+    "Factory",
+    "FactoryConfig",
+    "FactoryContext",
+    "Output",
+    "PondModel",
+    "SqlRelation",
+]
+
+
+class PondModel(BaseModel):
+    """Base of every typed config: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FactoryConfig(PondModel):
+    """Base of a factory's config model."""
+
+
+@dataclass(frozen=True)
+class SqlRelation:
+    """Rows defined by DuckDB SQL; ``tables`` maps each name the query uses to a pond
+    path or glob (a glob reads as the union of its matches, by column name)."""
+
+    query: str
+    tables: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """A transient child of a dynamic directory: itself a dynamic node (factory + config)."""
+
+    name: str
+    factory: str
+    config: dict[str, Any]
+
+
+Output = pa.Table | pa.RecordBatchReader | SqlRelation | bytes | list[ChildSpec]
+
+
+class FactoryContext(Protocol):
+    """What a factory may ask of the pond while producing a node."""
+
+    @property
+    def path(self) -> str:
+        """The pond path of the node being produced."""
+        ...
+
+    def glob(self, pattern: str) -> list[str]:
+        """Pond paths (static or dynamic) matching a path or glob, sorted."""
+        ...
+
+    def entry_type(self, path: str) -> EntryType: ...
+
+    def schema(self, path: str) -> pa.Schema:
+        """The Arrow schema of a table or series."""
+        ...
+
+    def time_column(self, path: str) -> str | None:
+        """A series' timestamp column."""
+        ...
+
+    def dataset(self, path: str) -> ds.Dataset:
+        """A table or series as Arrow (filters and projections reach its Parquet)."""
+        ...
+
+    def read_bytes(self, path: str) -> bytes:
+        """A data file's bytes."""
+        ...
+
+    def read_csv(self, path: str) -> pa.Table:
+        """A CSV data file in the pond as a table (types inferred by DuckDB)."""
+        ...
+
+    def query(self, sql: str, tables: dict[str, str]) -> pa.Table:
+        """Sandboxed SQL where ``tables`` maps names to pond paths or globs."""
+        ...
+
+    def host_root(self) -> Path | None:
+        """The folder relative host paths resolve against (``pond.yaml``'s), if any."""
+        ...
+
+
+C = TypeVar("C", bound=FactoryConfig)
+
+
+class Factory(Generic[C]):
+    """Subclass with ``name``, ``Config``, ``produces`` and ``produce``."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[FactoryConfig]]
+    produces: ClassVar[EntryType]
+    version: ClassVar[str] = "1"
+    """Bump when the same config and sources would now give different content."""
+    description: ClassVar[str] = ""
+    lazy: ClassVar[bool] = True
+    """False for factories that act only when materialized (e.g. ``ingest``)."""
+
+    def entry_type(self, config: C) -> EntryType:
+        return self.produces
+
+    def sources(self, config: C) -> Sequence[str]:
+        """The pond paths and globs this node reads."""
+        return []
+
+    def time_column(self, config: C) -> str | None:
+        """For a series: the timestamp column of what ``produce`` returns."""
+        return None
+
+    def ttl(self, config: C) -> timedelta | None:
+        """How long a produced result may be reused when it is *not* a pure function of
+        config and sources; ``None`` means deterministic (reused until a source changes)."""
+        return None
+
+    def produce(self, config: C, context: FactoryContext) -> Output:
+        raise NotImplementedError
+
+
+@dataclass
+class FactoryInfo:
+    """What ``pond factories`` shows of an installed factory."""
+
+    name: str
+    produces: str
+    description: str
+    fields: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,120 @@
+"""Pond paths: absolute, ``/``-separated, never escaping the root; and globs over them."""
+
+import fnmatch
+import re
+from collections.abc import Sequence
+
+from pond_pipeline.errors import ConfigError
+
+MAX_NAME_BYTES = 255
+GLOB_CHARS = frozenset("*?[")
+
+
+def normalize(path: str) -> str:
+    """``data//a/./b/../c`` → ``/data/a/c``. Relative paths start at the root.
+
+    ``..`` above the root, NUL bytes and names longer than 255 bytes are errors.
+    """
+    if not isinstance(path, str) or path == "":
+        raise ConfigError("empty pond path", hint="write an absolute path such as /data/a.series")
+    if "\x00" in path:
+        raise ConfigError("a pond path cannot contain NUL", subject=repr(path))
+    parts: list[str] = []
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if not parts:
+                raise ConfigError(
+                    "path escapes the pond's root", subject=path, hint="remove the extra '..'"
+                )
+            parts.pop()
+            continue
+        if len(segment.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            raise ConfigError(
+                f"a name is longer than {MAX_NAME_BYTES} bytes", subject=path[:80] + "…"
+            )
+        parts.append(segment)
+    return "/" + "/".join(parts)
+
+
+def split(path: str) -> list[str]:
+    """The segments of a normalized path (the root has none)."""
+    return [segment for segment in path.split("/") if segment]
+
+
+def join(parent: str, name: str) -> str:
+    return f"{parent.rstrip('/')}/{name}"
+
+
+def parent_and_name(path: str) -> tuple[str, str]:
+    segments = split(path)
+    if not segments:
+        raise ConfigError("the root has no parent", subject="/")
+    return "/" + "/".join(segments[:-1]), segments[-1]
+
+
+def is_glob(pattern: str) -> bool:
+    return any(char in GLOB_CHARS for char in pattern)
+
+
+def glob_prefix(pattern: str) -> list[str]:
+    """The literal leading segments of a pattern (where a walk can start)."""
+    prefix: list[str] = []
+    for segment in split(pattern):
+        if is_glob(segment) or segment == "**":
+            break
+        prefix.append(segment)
+    return prefix
+
+
+def match_segments(pattern: Sequence[str], segments: Sequence[str]) -> bool:
+    """Whether ``segments`` match ``pattern``, where ``**`` is any number of segments."""
+    if not pattern:
+        return not segments
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        return any(match_segments(rest, segments[i:]) for i in range(len(segments) + 1))
+    return (
+        bool(segments)
+        and fnmatch.fnmatchcase(segments[0], head)
+        and match_segments(rest, segments[1:])
+    )
+
+
+def could_descend(pattern: Sequence[str], segments: Sequence[str]) -> bool:
+    """Whether something *below* ``segments`` may match ``pattern`` (prunes a walk)."""
+    for index, segment in enumerate(segments):
+        if index >= len(pattern):
+            return False
+        if pattern[index] == "**":
+            return True
+        if not fnmatch.fnmatchcase(segment, pattern[index]):
+            return False
+    return len(pattern) > len(segments)
+
+
+def glob_captures(pattern: str, path: str) -> list[str] | None:
+    """What each wildcard segment of ``pattern`` matched in ``path`` (None: no match).
+
+    ``/sites/*/temp.series`` against ``/sites/north/temp.series`` → ``["north"]``.
+    Each ``*``/``?`` run within a segment is its own capture; ``**`` captures the
+    joined segments it spans.
+    """
+    regex = "^" + "/".join(_segment_regex(s) for s in split(pattern)) + "$"
+    match = re.match(regex, "/".join(split(path)))
+    return list(match.groups()) if match else None
+
+
+def _segment_regex(segment: str) -> str:
+    if segment == "**":
+        return "(.*)"
+    out = []
+    for char in segment:
+        if char == "*":
+            out.append("([^/]*)")
+        elif char == "?":
+            out.append("([^/])")
+        else:
+            out.append(re.escape(char))
+    return "".join(out)

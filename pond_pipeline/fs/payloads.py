@@ -1,0 +1,148 @@
+"""File payloads: what gets stored for a version (bytes or Parquet) and how to read it back."""
+
+import base64
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pond_pipeline.errors import ConfigError, ConflictError
+from pond_pipeline.kinds import EntryType
+
+DEFAULT_INLINE_THRESHOLD = 64 * 1024
+
+
+@dataclass
+class Payload:
+    """The bytes of one new file version, as a host file or in memory, plus what we know of it."""
+
+    source: Path | bytes
+    size: int
+    sha256: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+    min_event_time: int | None = None
+    max_event_time: int | None = None
+    owned: bool = False
+    """``source`` is a scratch file the pond may move into ``blobs/``."""
+
+    def read_bytes(self) -> bytes:
+        return self.source if isinstance(self.source, bytes) else self.source.read_bytes()
+
+
+def encode_schema(schema: pa.Schema) -> str:
+    return base64.b64encode(schema.remove_metadata().serialize().to_pybytes()).decode()
+
+
+def decode_schema(text: str) -> pa.Schema:
+    return pa.ipc.read_schema(pa.BufferReader(base64.b64decode(text)))
+
+
+def first_timestamp_column(schema: pa.Schema) -> str | None:
+    for item in schema:
+        if pa.types.is_timestamp(item.type) or pa.types.is_date(item.type):
+            return item.name
+    return None
+
+
+def to_micros(value: Any) -> int:
+    """A timestamp/date scalar or ``datetime`` as µs since the epoch (naive = UTC)."""
+    if isinstance(value, pa.Scalar):
+        value = value.as_py()
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+        return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+    if hasattr(value, "toordinal"):  # a date
+        return to_micros(datetime(value.year, value.month, value.day, tzinfo=UTC))
+    raise TypeError(value)
+
+
+def check_time_column(schema: pa.Schema, time_column: str | None, subject: str) -> str:
+    """The series' timestamp column: the one named, else the first timestamp column."""
+    if time_column is None:
+        found = first_timestamp_column(schema)
+        if found is None:
+            raise ConfigError(
+                "a series needs a timestamp column and this data has none",
+                subject=subject,
+                hint=f"columns are {', '.join(schema.names)}; import it as --type table",
+            )
+        return found
+    if time_column not in schema.names:
+        raise ConfigError(
+            f"no column {time_column!r}",
+            subject=subject,
+            hint=f"--time-column must be one of {', '.join(schema.names)}",
+        )
+    column_type = schema.field(time_column).type
+    if not (pa.types.is_timestamp(column_type) or pa.types.is_date(column_type)):
+        raise ConfigError(
+            f"column {time_column!r} is {column_type}, not a timestamp",
+            subject=subject,
+            hint="name a timestamp column or cast this one",
+        )
+    return time_column
+
+
+def event_range(parquet: pq.ParquetFile, time_column: str) -> tuple[int | None, int | None]:
+    """Min and max of the time column, streaming one column of one row group at a time."""
+    low: int | None = None
+    high: int | None = None
+    for index in range(parquet.num_row_groups):
+        column = parquet.read_row_group(index, columns=[time_column]).column(0)
+        if column.null_count == len(column):
+            continue
+        bounds = pc.min_max(column)
+        lo, hi = to_micros(bounds["min"]), to_micros(bounds["max"])
+        low = lo if low is None else min(low, lo)
+        high = hi if high is None else max(high, hi)
+    return low, high
+
+
+def describe_parquet(
+    source: Path | bytes,
+    size: int,
+    sha256: str,
+    entry_type: EntryType,
+    *,
+    time_column: str | None,
+    subject: str,
+    owned: bool = False,
+) -> Payload:
+    """A table/series payload: schema, rows and (series) temporal range from its Parquet."""
+    try:
+        parquet = pq.ParquetFile(pa.BufferReader(source) if isinstance(source, bytes) else source)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ConfigError(f"not a readable Parquet file ({exc})", subject=subject) from exc
+    schema = parquet.schema_arrow
+    attributes: dict[str, Any] = {
+        "rows": parquet.metadata.num_rows,
+        "schema": encode_schema(schema),
+    }
+    payload = Payload(source, size, sha256, attributes, owned=owned)
+    if entry_type is EntryType.SERIES:
+        column = check_time_column(schema, time_column, subject)
+        attributes["time_column"] = column
+        payload.min_event_time, payload.max_event_time = event_range(parquet, column)
+    return payload
+
+
+def unify_series_schema(existing: pa.Schema, incoming: pa.Schema, subject: str) -> None:
+    """Versions union by column name; a name whose type changed is an error naming it."""
+    clashes = [
+        f"{name!r} is {incoming.field(name).type}, expected {existing.field(name).type}"
+        for name in incoming.names
+        if name in existing.names
+        and not incoming.field(name).type.equals(existing.field(name).type)
+    ]
+    if clashes:
+        raise ConflictError(
+            f"cannot append: {'; '.join(clashes)}",
+            subject=subject,
+            hint="cast the columns to the series' types before appending",
+        )

@@ -1,0 +1,1 @@
+"""DuckDB over Arrow: the sandboxed SQL session and CSV conversion."""

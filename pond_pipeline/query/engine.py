@@ -1,0 +1,206 @@
+"""The one adapter to DuckDB.
+
+User SQL runs in a ``SqlSession``: a fresh in-memory connection with external access
+disabled and its configuration locked *before* any user text is bound, so no query can
+read or write host files, ATTACH, INSTALL/LOAD, or turn the sandbox off. Pond data
+reaches it only as registered Arrow objects (pyarrow datasets keep filter and
+projection pushdown into Parquet row groups). A timer interrupts a runaway query.
+"""
+
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from pond_pipeline.errors import ConfigError, QueryError
+
+DEFAULT_QUERY_TIMEOUT = 300.0
+ArrowSource = ds.Dataset | pa.Table | pa.RecordBatchReader
+
+
+class SqlSession:
+    """A sandboxed DuckDB connection that pond data is registered into by name."""
+
+    def __init__(
+        self, *, timeout: float | None = DEFAULT_QUERY_TIMEOUT, memory_limit: str | None = None
+    ):
+        self.timeout = timeout
+        self._con = duckdb.connect(":memory:")
+        self._con.execute("SET TimeZone='UTC'")
+        if memory_limit:
+            self._con.execute(f"SET memory_limit='{memory_limit}'")
+        self._con.execute("SET enable_external_access=false")
+        self._con.execute("SET lock_configuration=true")
+        self._registered: set[str] = set()
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> "SqlSession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def is_registered(self, name: str) -> bool:
+        return name in self._registered
+
+    def register(self, name: str, source: ArrowSource) -> None:
+        self._con.register(name, source)
+        self._registered.add(name)
+
+    def create_view(self, name: str, sql: str, bindings: dict[str, str]) -> None:
+        """``CREATE VIEW name`` over ``sql`` whose table names ``bindings`` maps to views.
+
+        The bindings become leading ``NOT MATERIALIZED`` CTEs, so DuckDB inlines them
+        and pushes filters of the outer query down to the registered datasets.
+        """
+        statement = f"CREATE VIEW {quote(name)} AS {with_bindings(sql, bindings)}"
+        self._run(sql, lambda: self._con.execute(statement))
+        self._registered.add(name)
+
+    def query(self, sql: str, bindings: dict[str, str] | None = None) -> pa.Table:
+        text = with_bindings(sql, bindings or {})
+        table: pa.Table = self._run(sql, lambda: self._con.sql(text).to_arrow_table())
+        return table
+
+    def stream(
+        self, sql: str, bindings: dict[str, str] | None = None, batch_rows: int = 65536
+    ) -> pa.RecordBatchReader:
+        """The result as a record batch stream (bounded memory for large results)."""
+        text = with_bindings(sql, bindings or {})
+        reader: pa.RecordBatchReader = self._run(
+            sql, lambda: self._con.sql(text).to_arrow_reader(batch_rows)
+        )
+        return reader
+
+    def explain(self, sql: str) -> str:
+        rows = self._run(sql, lambda: self._con.sql(f"EXPLAIN ANALYZE {sql}").fetchall())
+        return "\n".join(str(row[1]) for row in rows)
+
+    def _run(self, shown: str, action: Callable[[], Any]) -> Any:
+        timer = None
+        if self.timeout:
+            timer = threading.Timer(self.timeout, self._con.interrupt)
+            timer.daemon = True
+            timer.start()
+        try:
+            return action()
+        except duckdb.InterruptException as exc:
+            raise QueryError(
+                f"interrupted after the {self.timeout:g}s query timeout",
+                subject=_short(shown),
+                hint="narrow the query or raise --query-timeout",
+            ) from exc
+        except duckdb.Error as exc:
+            raise QueryError(_first_line(exc), subject=_short(shown)) from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+_WITH = re.compile(r"^\s*WITH(\s+RECURSIVE)?\s", re.IGNORECASE)
+
+
+def with_bindings(sql: str, bindings: dict[str, str]) -> str:
+    """Prefix ``sql`` with CTEs naming each binding (``source`` → a registered view)."""
+    if not bindings:
+        return sql
+    ctes = ", ".join(
+        f"{quote(alias)} AS NOT MATERIALIZED (SELECT * FROM {quote(target)})"
+        for alias, target in bindings.items()
+    )
+    body = sql.strip().rstrip(";")
+    match = _WITH.match(body)
+    if match:
+        return f"{body[: match.end()]}{ctes}, {body[match.end() :]}"
+    return f"WITH {ctes} {body}"
+
+
+def referenced_tables(sql: str) -> set[str]:
+    """Names used as tables in ``sql`` (``FROM '/a/b.series'`` gives ``/a/b.series``).
+
+    Parsed by DuckDB's own parser, without binding, so nothing is read.
+    """
+    con = duckdb.connect(":memory:")
+    try:
+        (serialized,) = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone() or ("{}",)
+    finally:
+        con.close()
+    tree = json.loads(serialized)
+    if tree.get("error"):
+        raise QueryError(str(tree.get("error_message", "cannot parse")), subject=_short(sql))
+    found: set[str] = set()
+    _collect_tables(tree, found)
+    return found
+
+
+def _collect_tables(node: Any, found: set[str]) -> None:
+    if isinstance(node, dict):
+        if node.get("type") == "BASE_TABLE" and node.get("table_name"):
+            found.add(node["table_name"])
+        for value in node.values():
+            _collect_tables(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _collect_tables(value, found)
+
+
+def csv_to_parquet(source: Path, target: Path, *, subject: str) -> None:
+    """Convert one CSV file to Parquet, streaming, with DuckDB's type inference.
+
+    Runs on a private connection that may read exactly ``source``.
+    """
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone='UTC'")
+        con.execute(
+            f"COPY (SELECT * FROM read_csv({_literal(str(source))}, header=true, "
+            "sample_size=20480, strict_mode=true)) "
+            f"TO {_literal(str(target))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"
+        )
+    except duckdb.Error as exc:
+        raise ConfigError(f"not a readable CSV: {_csv_reason(exc)}", subject=subject) from exc
+    finally:
+        con.close()
+
+
+@contextmanager
+def session(timeout: float | None = DEFAULT_QUERY_TIMEOUT) -> Iterator[SqlSession]:
+    with SqlSession(timeout=timeout) as opened:
+        yield opened
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _csv_reason(exc: BaseException) -> str:
+    text = str(exc)
+    line = re.search(r"[Ll]ine:?\s*(\d+)", text)
+    first = _first_line(exc)
+    detail = next(
+        (ln.strip() for ln in text.splitlines()[1:] if ln.strip() and "Line" not in ln), ""
+    )
+    reason = f"line {line.group(1)}: {first}" if line else first
+    return f"{reason} ({detail})" if detail and len(detail) < 200 else reason
+
+
+def _short(sql: str) -> str:
+    flat = " ".join(sql.split())
+    return flat if len(flat) <= 200 else flat[:197] + "..."

@@ -1,0 +1,1 @@
+"""Where a pond's bytes live: the Delta oplog, content-addressed blobs, the write lock."""

@@ -1,0 +1,294 @@
+"""The oplog: a Delta table where one row is one version of one node (DESIGN §2).
+
+Every pond transaction is exactly one Delta commit, appended under the pond's write
+lock with ``max_commit_retries=0`` (a compare-and-swap on the table version), and
+carries the transaction's number, command and touched paths as commit metadata.
+"""
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+
+from pond_pipeline.errors import ConflictError, CorruptionError, NotFoundError
+from pond_pipeline.store.location import PondLocation
+
+STATIC_FACTORY = "tlogfs"
+
+OPLOG_SCHEMA = pa.schema(
+    [
+        ("part_id", pa.string()),
+        ("node_id", pa.string()),
+        ("entry_type", pa.string()),
+        ("version", pa.int64()),
+        ("txn_seq", pa.int64()),
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+        ("factory", pa.string()),
+        ("content", pa.binary()),
+        ("blob", pa.string()),
+        ("sha256", pa.string()),
+        ("size", pa.int64()),
+        ("min_event_time", pa.int64()),
+        ("max_event_time", pa.int64()),
+        ("extended_attributes", pa.string()),
+    ]
+)
+
+# The table keeps its whole log: time travel and `pond log` need every commit.
+TABLE_CONFIGURATION = {
+    "delta.logRetentionDuration": "interval 36500 days",
+    "delta.enableExpiredLogCleanup": "false",
+    "delta.checkpointInterval": "50",
+}
+
+# Compact the oplog's small data files when this many have piled up (under the lock).
+COMPACT_AFTER_FILES = 200
+
+_STRUCTURE_TYPES = ("directory", "symlink")
+
+
+@dataclass(frozen=True)
+class OplogRecord:
+    """One oplog row: one version of one node."""
+
+    part_id: str
+    node_id: str
+    entry_type: str
+    version: int
+    txn_seq: int
+    timestamp: datetime
+    factory: str = STATIC_FACTORY
+    content: bytes | None = None
+    blob: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    min_event_time: int | None = None
+    max_event_time: int | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_dynamic(self) -> bool:
+        return self.factory != STATIC_FACTORY
+
+    @property
+    def needs_content_at_open(self) -> bool:
+        """Structure (listings, link targets, factory configs) is read with the oplog."""
+        return self.entry_type in _STRUCTURE_TYPES or self.is_dynamic
+
+
+@dataclass(frozen=True)
+class TransactionInfo:
+    txn_seq: int
+    time: datetime
+    command: str
+    paths: list[str]
+    run_id: str | None = None
+
+
+class Oplog:
+    def __init__(self, location: PondLocation):
+        self.location = location
+        self._uri = str(location.oplog)
+
+    @classmethod
+    def create(cls, location: PondLocation) -> "Oplog":
+        empty = OPLOG_SCHEMA.empty_table()
+        try:
+            write_deltalake(
+                str(location.oplog),
+                empty,
+                partition_by=["part_id"],
+                mode="error",
+                name="pond_oplog",
+                configuration=TABLE_CONFIGURATION,
+            )
+        except DeltaError as exc:
+            raise ConflictError("cannot create the oplog", subject=str(location.oplog)) from exc
+        return cls(location)
+
+    @staticmethod
+    def exists(location: PondLocation) -> bool:
+        return DeltaTable.is_deltatable(str(location.oplog))
+
+    def _table(self, version: int | None = None) -> DeltaTable:
+        try:
+            return DeltaTable(self._uri, version=version)
+        except TableNotFoundError as exc:
+            raise NotFoundError(
+                "no pond here", subject=self.location.uri, hint="create one with `pond init`"
+            ) from exc
+        except (DeltaError, OSError, ValueError) as exc:
+            raise CorruptionError(
+                f"the oplog cannot be opened: {exc}",
+                subject=self._uri,
+                hint="run `pond verify`; restore the damaged _delta_log file from a backup",
+            ) from exc
+
+    def version(self) -> int:
+        return self._table().version()
+
+    def read(self) -> tuple[int, list[OplogRecord]]:
+        """The table version and every record; file contents are left for ``read_content``."""
+        table = self._table()
+        dataset = self._dataset(table)
+        columns = [name for name in OPLOG_SCHEMA.names if name != "content"]
+        try:
+            meta = dataset.to_table(columns=columns)
+            structure = dataset.to_table(
+                columns=["node_id", "version", "content"],
+                filter=pc.field("entry_type").isin(_STRUCTURE_TYPES)
+                | (pc.field("factory") != STATIC_FACTORY),
+            )
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise CorruptionError(
+                f"the oplog's data files cannot be read: {exc}",
+                subject=self._uri,
+                hint="run `pond verify`",
+            ) from exc
+        contents = {
+            (row["node_id"], row["version"]): row["content"] for row in structure.to_pylist()
+        }
+        records = [
+            _record_from_row(row, contents.get((row["node_id"], row["version"])))
+            for row in meta.to_pylist()
+        ]
+        return table.version(), records
+
+    def read_content(self, part_id: str, node_id: str, version: int) -> bytes | None:
+        """An inline payload, fetched on demand (partition-pruned by the parent's id)."""
+        dataset = self._dataset(self._table())
+        result = dataset.to_table(
+            columns=["content"],
+            filter=(pc.field("part_id") == part_id)
+            & (pc.field("node_id") == node_id)
+            & (pc.field("version") == version),
+        )
+        if result.num_rows == 0:
+            raise CorruptionError(f"version {version} vanished from the oplog", subject=node_id)
+        value = result.column("content")[0].as_py()
+        return value if value is None else bytes(value)
+
+    def append(
+        self,
+        records: Sequence[OplogRecord],
+        *,
+        expected_version: int,
+        info: TransactionInfo,
+    ) -> int:
+        """Commit ``records`` as one Delta commit on top of ``expected_version``."""
+        table = pa.Table.from_pylist([_row_from_record(r) for r in records], schema=OPLOG_SCHEMA)
+        metadata: dict[str, Any] = {
+            "pond.txn": info.txn_seq,
+            "pond.command": info.command,
+            "pond.paths": info.paths,
+        }
+        if info.run_id:
+            metadata["pond.run_id"] = info.run_id
+        current = self._table()
+        if current.version() != expected_version:
+            raise ConflictError(
+                "the oplog changed while this transaction was prepared",
+                subject=self.location.uri,
+                hint="retry; writers must hold the pond's write lock",
+            )
+        try:
+            write_deltalake(
+                current,
+                table,
+                mode="append",
+                commit_properties=CommitProperties(custom_metadata=metadata, max_commit_retries=0),
+                post_commithook_properties=PostCommitHookProperties(
+                    create_checkpoint=True, cleanup_expired_logs=False
+                ),
+            )
+        except CommitFailedError as exc:
+            raise ConflictError(
+                "another commit landed first", subject=self.location.uri, hint="retry"
+            ) from exc
+        committed = DeltaTable(self._uri)
+        if len(committed.file_uris()) >= COMPACT_AFTER_FILES:
+            committed.optimize.compact(
+                post_commithook_properties=PostCommitHookProperties(
+                    create_checkpoint=True, cleanup_expired_logs=False
+                )
+            )
+        return committed.version()
+
+    def transactions(self, limit: int | None = None) -> list[TransactionInfo]:
+        """Pond transactions, newest first (compaction commits are not transactions)."""
+        found: list[TransactionInfo] = []
+        for commit in self._table().history():
+            if "pond.txn" not in commit:
+                continue
+            found.append(
+                TransactionInfo(
+                    txn_seq=int(commit["pond.txn"]),
+                    time=datetime.fromtimestamp(commit["timestamp"] / 1000, tz=UTC),
+                    command=str(commit.get("pond.command", "")),
+                    paths=list(commit.get("pond.paths", [])),
+                    run_id=commit.get("pond.run_id"),
+                )
+            )
+            if limit is not None and len(found) >= limit:
+                break
+        return sorted(found, key=lambda t: -t.txn_seq)
+
+    def _dataset(self, table: DeltaTable) -> ds.Dataset:
+        filesystem = pafs.SubTreeFileSystem(self._uri, pafs.LocalFileSystem())
+        return table.to_pyarrow_dataset(filesystem=filesystem)
+
+
+def _record_from_row(row: dict[str, Any], content: bytes | None) -> OplogRecord:
+    attributes = json.loads(row["extended_attributes"]) if row["extended_attributes"] else {}
+    return OplogRecord(
+        part_id=row["part_id"],
+        node_id=row["node_id"],
+        entry_type=row["entry_type"],
+        version=row["version"],
+        txn_seq=row["txn_seq"],
+        timestamp=row["timestamp"],
+        factory=row["factory"] or STATIC_FACTORY,
+        content=bytes(content) if content is not None else None,
+        blob=row["blob"],
+        sha256=row["sha256"],
+        size=row["size"],
+        min_event_time=row["min_event_time"],
+        max_event_time=row["max_event_time"],
+        attributes=attributes,
+    )
+
+
+def _row_from_record(record: OplogRecord) -> dict[str, Any]:
+    return {
+        "part_id": record.part_id,
+        "node_id": record.node_id,
+        "entry_type": record.entry_type,
+        "version": record.version,
+        "txn_seq": record.txn_seq,
+        "timestamp": record.timestamp,
+        "factory": record.factory,
+        "content": record.content,
+        "blob": record.blob,
+        "sha256": record.sha256,
+        "size": record.size,
+        "min_event_time": record.min_event_time,
+        "max_event_time": record.max_event_time,
+        "extended_attributes": json.dumps(record.attributes, sort_keys=True)
+        if record.attributes
+        else None,
+    }
+
+
+def records_by_txn(records: Iterable[OplogRecord]) -> dict[int, list[OplogRecord]]:
+    grouped: dict[int, list[OplogRecord]] = {}
+    for record in records:
+        grouped.setdefault(record.txn_seq, []).append(record)
+    return grouped

@@ -12,7 +12,7 @@ its changes land together, or (on any exception) none do.
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,7 +46,12 @@ from pond_pipeline.fs.reader import PayloadReader
 from pond_pipeline.fs.transaction import Transaction
 from pond_pipeline.fs.tree import Snapshot, TreeView
 from pond_pipeline.kinds import EntryType
-from pond_pipeline.query.engine import SqlSession, csv_to_parquet, referenced_tables
+from pond_pipeline.query.engine import (
+    SqlSession,
+    csv_to_parquet,
+    referenced_tables,
+    with_bindings,
+)
 from pond_pipeline.store.blobs import BlobStore, sha256_bytes, sha256_file
 from pond_pipeline.store.location import PondLocation
 from pond_pipeline.store.lock import DEFAULT_LOCK_TIMEOUT, write_lock
@@ -243,6 +248,11 @@ class Pond:
         ) as (session, bindings):
             return session.query(sql, bindings)
 
+    def explain(self, sql: str, *, source: str | None = None, at: int | None = None) -> str:
+        """DuckDB's ``EXPLAIN ANALYZE`` of ``sql`` (operators, filters pushed, rows read)."""
+        with self.sql_session(sql, source=source, at=at) as (session, bindings):
+            return session.explain(with_bindings(sql, bindings))
+
     @contextmanager
     def sql_session(
         self,
@@ -364,7 +374,8 @@ class Pond:
             return removed
 
     # -- dynamic nodes ----------------------------------------------------------------------
-    def factories(self) -> list[Any]:
+    @staticmethod
+    def factories() -> list[Any]:
         return registry.describe_all()
 
     # -- one-call writes ----------------------------------------------------------------------
@@ -438,6 +449,7 @@ class PondTransaction:
         *,
         time_column: str | None = None,
         parents: bool = False,
+        on_progress: Callable[[float], None] | None = None,
     ) -> OplogRecord:
         """Import one host file. ``dest`` may be a directory (the file keeps its name)."""
         source = Path(host_file)
@@ -459,7 +471,7 @@ class PondTransaction:
         if _format_of(source) == "csv":
             scratch = self.pond.blobs.scratch_file(".parquet")
             try:
-                csv_to_parquet(source, scratch, subject=str(source))
+                csv_to_parquet(source, scratch, subject=str(source), on_progress=on_progress)
             except PondError:
                 scratch.unlink(missing_ok=True)
                 raise

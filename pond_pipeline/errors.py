@@ -63,6 +63,11 @@ class FactoryError(PondError):
 class QueryError(PondError):
     """DuckDB refused or failed a query; the message carries DuckDB's words and the query."""
 
+    @property
+    def message(self) -> str:
+        text = f"{self.reason} (in query: {self.subject})" if self.subject else self.reason
+        return f"{text}; {self.hint}" if self.hint else text
+
 
 class CheckFailedError(PondError):
     """Data failed a declared schema check; nothing was written."""

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeAlias, TypeVar
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -63,7 +63,7 @@ class ChildSpec:
     config: dict[str, Any]
 
 
-Output = pa.Table | pa.RecordBatchReader | SqlRelation | bytes | list[ChildSpec]
+Output: TypeAlias = pa.Table | pa.RecordBatchReader | SqlRelation | bytes | list[ChildSpec]
 
 
 class FactoryContext(Protocol):

@@ -44,7 +44,7 @@ def decode_schema(text: str) -> pa.Schema:
 def first_timestamp_column(schema: pa.Schema) -> str | None:
     for item in schema:
         if pa.types.is_timestamp(item.type) or pa.types.is_date(item.type):
-            return item.name
+            return str(item.name)
     return None
 
 
@@ -56,7 +56,7 @@ def to_micros(value: Any) -> int:
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         delta = value - datetime(1970, 1, 1, tzinfo=UTC)
-        return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return int((delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds)
     if hasattr(value, "toordinal"):  # a date
         return to_micros(datetime(value.year, value.month, value.day, tzinfo=UTC))
     raise TypeError(value)

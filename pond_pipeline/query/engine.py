@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import duckdb
 import pyarrow as pa
@@ -22,7 +22,7 @@ import pyarrow.dataset as ds
 from pond_pipeline.errors import ConfigError, QueryError
 
 DEFAULT_QUERY_TIMEOUT = 300.0
-ArrowSource = ds.Dataset | pa.Table | pa.RecordBatchReader
+ArrowSource: TypeAlias = ds.Dataset | pa.Table | pa.RecordBatchReader
 
 
 class SqlSession:
@@ -157,12 +157,26 @@ def _collect_tables(node: Any, found: set[str]) -> None:
             _collect_tables(value, found)
 
 
-def csv_to_parquet(source: Path, target: Path, *, subject: str) -> None:
+def csv_to_parquet(
+    source: Path,
+    target: Path,
+    *,
+    subject: str,
+    on_progress: Callable[[float], None] | None = None,
+) -> None:
     """Convert one CSV file to Parquet, streaming, with DuckDB's type inference.
 
-    Runs on a private connection that may read exactly ``source``.
+    Runs on a private connection that may read exactly ``source``; ``on_progress``
+    is called with DuckDB's progress (0 to 100) from a watcher thread.
     """
     con = duckdb.connect(":memory:")
+    done = threading.Event()
+    watcher = None
+    if on_progress is not None:
+        con.execute("SET enable_progress_bar=true")
+        con.execute("SET enable_progress_bar_print=false")
+        watcher = threading.Thread(target=_watch, args=(con, done, on_progress), daemon=True)
+        watcher.start()
     try:
         con.execute("SET TimeZone='UTC'")
         con.execute(
@@ -173,7 +187,17 @@ def csv_to_parquet(source: Path, target: Path, *, subject: str) -> None:
     except duckdb.Error as exc:
         raise ConfigError(f"not a readable CSV: {_csv_reason(exc)}", subject=subject) from exc
     finally:
+        done.set()
+        if watcher is not None:
+            watcher.join()
         con.close()
+
+
+def _watch(con: Any, done: threading.Event, on_progress: Callable[[float], None]) -> None:
+    while not done.wait(0.2):
+        progress = con.query_progress()
+        if progress >= 0:
+            on_progress(float(progress))
 
 
 @contextmanager

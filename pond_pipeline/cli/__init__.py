@@ -1,0 +1,1 @@
+"""The ``pond`` command line (click + rich)."""

@@ -1,0 +1,102 @@
+"""Rendering results: aligned tables for people, CSV/JSON/Parquet exactly for programs."""
+
+import io
+import json
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from rich.console import Console
+from rich.table import Table
+
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+def console() -> Console:
+    """Rich output; piped output is not cut at 80 columns."""
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)
+
+
+def write_rows(table: pa.Table | pa.RecordBatchReader, fmt: str) -> None:
+    """Rows in ``fmt``: table (aligned text), csv, json (one array of objects), parquet."""
+    out = sys.stdout.buffer
+    if fmt == "csv":
+        reader = table.to_reader() if isinstance(table, pa.Table) else table
+        with pacsv.CSVWriter(out, reader.schema) as writer:
+            for batch in reader:
+                writer.write_batch(batch)
+    elif fmt == "parquet":
+        whole = table if isinstance(table, pa.Table) else table.read_all()
+        buffer = io.BytesIO()
+        pq.write_table(whole, buffer)
+        out.write(buffer.getvalue())
+    elif fmt == "json":
+        reader = table.to_reader() if isinstance(table, pa.Table) else table
+        out.write(b"[")
+        first = True
+        for batch in reader:
+            for row in batch.to_pylist():
+                out.write((b"" if first else b",\n") + json.dumps(row, default=jsonable).encode())
+                first = False
+        out.write(b"]\n")
+    else:
+        whole = table if isinstance(table, pa.Table) else table.read_all()
+        print_arrow(whole)
+    out.flush()
+
+
+def print_arrow(table: pa.Table) -> None:
+    view = Table(show_edge=False, header_style="bold", pad_edge=False)
+    for field in table.schema:
+        numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type)
+        view.add_column(field.name, justify="right" if numeric else "left")
+    for row in table.to_pylist():
+        view.add_row(*(render(value) for value in row.values()))
+    console().print(view)
+    console().print(f"[dim]{table.num_rows} row{'s' if table.num_rows != 1 else ''}[/dim]")
+
+
+def print_records(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    view = Table(show_edge=False, header_style="bold", pad_edge=False)
+    for column in columns:
+        view.add_column(column)
+    for row in rows:
+        view.add_row(*(render(row.get(column)) for column in columns))
+    console().print(view)
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, default=jsonable) + "\n")
+
+
+def render(value: Any) -> str:
+    if value is None:
+        return "∅"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"

@@ -7,8 +7,8 @@ exit code in ``PondGroup.invoke``; ``--debug`` shows the traceback instead.
 import os
 import sys
 from dataclasses import dataclass
-from functools import partial
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 

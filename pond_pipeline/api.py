@@ -432,14 +432,12 @@ class PondTransaction:
         """A table (new version replaces) or series (new version appends) from Arrow."""
         scratch = self.pond.blobs.scratch_file(".parquet")
         pq.write_table(table, scratch, compression="zstd")
-        return self._write_parquet(
-            path,
-            scratch,
-            EntryType.from_short(entry_type),
-            time_column=time_column,
-            owned=True,
-            parents=parents,
+        kind = EntryType.from_short(entry_type)
+        existing = self._existing(path)
+        payload = self._parquet_payload(
+            scratch, kind, existing, time_column, owned=True, subject=path
         )
+        return self.tx.write_file(path, kind, payload, parents=parents)
 
     def copy(
         self,
@@ -465,33 +463,36 @@ class PondTransaction:
             dest = paths.join(dest, source.name)
             existing = self._existing(dest)
         kind = _import_kind(source, entry_type, existing)
+        payload = self.host_payload(
+            source, kind, existing, time_column=time_column, on_progress=on_progress
+        )
+        return self.tx.write_file(dest, kind, payload, parents=parents)
+
+    def host_payload(
+        self,
+        source: Path,
+        kind: EntryType,
+        existing: Node | None,
+        *,
+        time_column: str | None = None,
+        on_progress: Callable[[float], None] | None = None,
+    ) -> Payload:
+        """A host file as a payload of ``kind``: bytes kept exactly, or Parquet (CSV is
+        converted by DuckDB); a series append is checked against ``existing``."""
         if kind is EntryType.DATA:
-            payload = Payload(source, source.stat().st_size, sha256_file(source))
-            return self.tx.write_file(dest, EntryType.DATA, payload, parents=parents)
-        if _format_of(source) == "csv":
-            scratch = self.pond.blobs.scratch_file(".parquet")
-            try:
-                csv_to_parquet(source, scratch, subject=str(source), on_progress=on_progress)
-            except PondError:
-                scratch.unlink(missing_ok=True)
-                raise
-            return self._write_parquet(
-                dest,
-                scratch,
-                kind,
-                time_column=time_column,
-                owned=True,
-                parents=parents,
-                subject=str(source),
+            return Payload(source, source.stat().st_size, sha256_file(source))
+        if _format_of(source) != "csv":
+            return self._parquet_payload(
+                source, kind, existing, time_column, owned=False, subject=str(source)
             )
-        return self._write_parquet(
-            dest,
-            source,
-            kind,
-            time_column=time_column,
-            owned=False,
-            parents=parents,
-            subject=str(source),
+        scratch = self.pond.blobs.scratch_file(".parquet")
+        try:
+            csv_to_parquet(source, scratch, subject=str(source), on_progress=on_progress)
+        except PondError:
+            scratch.unlink(missing_ok=True)
+            raise
+        return self._parquet_payload(
+            scratch, kind, existing, time_column, owned=True, subject=str(source)
         )
 
     def create_dynamic(
@@ -552,30 +553,28 @@ class PondTransaction:
         except NotFoundError:
             return None
 
-    def _write_parquet(
+    def _parquet_payload(
         self,
-        path: str,
         source: Path,
         entry_type: EntryType,
-        *,
+        existing: Node | None,
         time_column: str | None,
+        *,
         owned: bool,
-        parents: bool,
-        subject: str | None = None,
-    ) -> OplogRecord:
-        existing = self._existing(path)
-        subject = subject or path
+        subject: str,
+    ) -> Payload:
+        appending = (
+            existing is not None
+            and existing.entry_type is EntryType.SERIES
+            and not existing.is_dynamic
+        )
         try:
-            if (
-                existing is not None
-                and existing.entry_type is EntryType.SERIES
-                and not existing.is_dynamic
-            ):
+            if appending and existing is not None:
                 current = existing.latest.attributes.get("time_column") if existing.latest else None
                 if time_column and current and time_column != current:
                     raise ConfigError(
                         f"the series' time column is {current!r}, not {time_column!r}",
-                        subject=path,
+                        subject=existing.path,
                         hint="omit --time-column when appending",
                     )
                 time_column = time_column or current
@@ -588,15 +587,10 @@ class PondTransaction:
                 subject=subject,
                 owned=owned,
             )
-            if (
-                existing is not None
-                and existing.entry_type is EntryType.SERIES
-                and not existing.is_dynamic
-            ):
-                resolver = self.resolver()
+            if appending and existing is not None:
                 incoming = pq.read_schema(source)
-                unify_series_schema(resolver.schema(existing), incoming, path)
-            return self.tx.write_file(path, entry_type, payload, parents=parents)
+                unify_series_schema(self.resolver().schema(existing), incoming, existing.path)
+            return payload
         except BaseException:
             if owned:
                 source.unlink(missing_ok=True)

@@ -9,7 +9,10 @@ model, the entry type it produces, the pond paths/globs it reads (``sources``), 
 - ``SqlRelation`` for a table or series defined by SQL over its sources (composed
   lazily, so filters reach the static files at the bottom of a chain),
 - ``bytes`` for a data file,
-- ``list[ChildSpec]`` for a directory of transient, never persisted, child nodes.
+- ``list[ChildSpec]`` for a directory of transient child nodes (persisted only when
+  a materialization writes them),
+- ``list[HostFile]`` for a non-lazy directory (``lazy = False``) that imports host
+  files when materialized, and lists what it imported in between.
 """
 
 from collections.abc import Sequence
@@ -29,6 +32,7 @@ __all__ = [
     "Factory",
     "FactoryConfig",
     "FactoryContext",
+    "HostFile",
     "Output",
     "PondModel",
     "SqlRelation",
@@ -63,7 +67,20 @@ class ChildSpec:
     config: dict[str, Any]
 
 
-Output: TypeAlias = pa.Table | pa.RecordBatchReader | SqlRelation | bytes | list[ChildSpec]
+@dataclass(frozen=True)
+class HostFile:
+    """A host file a non-lazy factory (``ingest``) imports as a static child when its
+    node is materialized; unchanged files (same sha256) are skipped."""
+
+    name: str
+    path: Path
+    entry_type: EntryType
+    time_column: str | None = None
+
+
+Output: TypeAlias = (
+    pa.Table | pa.RecordBatchReader | SqlRelation | bytes | list[ChildSpec] | list[HostFile]
+)
 
 
 class FactoryContext(Protocol):

@@ -131,7 +131,7 @@ class Resolver:
         """A directory's entries: its listing, or what its factory lists right now."""
         if node.entry_type is not EntryType.DIRECTORY:
             raise ConflictError("not a directory", subject=node.path)
-        if not node.is_dynamic:
+        if not node.is_dynamic or self.materialized_record(node) is not None:
             assert node.node_id is not None
             return {
                 name: self._persisted(paths.join(node.path, name), child_id)
@@ -337,11 +337,22 @@ class Resolver:
         return self.cache.store_table(key, output, meta)
 
     def materialized_record(self, node: Node) -> OplogRecord | None:
-        """A version written by a materialization whose sources are still current."""
+        """A version written by a materialization whose sources are still current.
+
+        A non-lazy factory's node (``ingest``) is only ever what it last materialized;
+        a directory's materialized version lists its persisted children.
+        """
         latest = node.latest
-        if latest is None or not latest.blob or not node.is_dynamic:
+        if latest is None or not node.is_dynamic:
             return None
-        if latest.attributes.get("fingerprint") != self.fingerprint(node):
+        factory, _ = self.factory_of(node)
+        if not factory.lazy:
+            return latest
+        if "fingerprint" not in latest.attributes:
+            return None
+        if node.entry_type is not EntryType.DIRECTORY and not latest.blob:
+            return None
+        if latest.attributes["fingerprint"] != self.fingerprint(node):
             return None
         return latest
 
@@ -357,9 +368,8 @@ class Resolver:
             name += f"_{abs(hash(window)):x}"
         if session.is_registered(name):
             return name
-        if node.is_dynamic and window is None and self._lazy_relation(node) is not None:
-            relation = self._lazy_relation(node)
-            assert relation is not None
+        relation = self._lazy_relation(node) if node.is_dynamic and window is None else None
+        if relation is not None:
             inner = self._register_relation(session, node, relation)
             session.create_view(name, f"SELECT * FROM {quote(inner)}", {})
             return name
@@ -418,6 +428,10 @@ class Resolver:
         if record is not None:
             return self.reader.dataset([record], node.path)
         return self.materialize(node).dataset()
+
+    def produce(self, node: Node) -> Any:
+        """Run the node's factory (errors name the node, the factory and the cause)."""
+        return self._produce(node)
 
     def _produce(self, node: Node) -> Any:
         factory, config = self.factory_of(node)

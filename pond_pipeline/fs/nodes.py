@@ -47,3 +47,24 @@ def decode_listing(content: bytes | None) -> Listing:
         row["name"]: ListingEntry(row["node_id"], EntryType(row["entry_type"]))
         for row in table.to_pylist()
     }
+
+
+def listing_of(content: bytes | None, attributes: dict[str, object], is_dynamic: bool) -> Listing:
+    """A directory version's listing: in ``content`` for a static directory; for a
+    dynamic one (whose content is its config), the children its last materialization
+    persisted, kept in the ``listing`` extended attribute."""
+    if not is_dynamic:
+        return decode_listing(content)
+    stored = attributes.get("listing")
+    if not isinstance(stored, dict):
+        return {}
+    return {
+        name: ListingEntry(str(node_id), EntryType(kind))
+        for name, (node_id, kind) in stored.items()
+    }
+
+
+def listing_attribute(listing: Listing) -> dict[str, list[str]]:
+    return {
+        name: [entry.node_id, entry.entry_type.value] for name, entry in sorted(listing.items())
+    }

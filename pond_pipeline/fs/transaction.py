@@ -12,7 +12,7 @@ from typing import Any
 
 from pond_pipeline.errors import ConflictError, NotFoundError
 from pond_pipeline.fs import paths
-from pond_pipeline.fs.nodes import Listing, ListingEntry, encode_listing
+from pond_pipeline.fs.nodes import Listing, ListingEntry, encode_listing, listing_attribute
 from pond_pipeline.fs.payloads import DEFAULT_INLINE_THRESHOLD, Payload
 from pond_pipeline.fs.tree import Located, Snapshot, TreeView
 from pond_pipeline.kinds import EntryType
@@ -158,6 +158,9 @@ class Transaction(TreeView):
             ):
                 raise ConflictError("is a non-empty directory", subject=path)
             node_id, parent_id = located.node_id, located.record.part_id
+            kept = located.record.attributes.get("listing")
+            if located.is_dynamic and kept is not None:
+                attributes = {"listing": kept, **(attributes or {})}
             if located.entry_type is not entry_type:
                 self._add(parent_id, paths.parent_and_name(path)[1], node_id, entry_type, path)
         return self._write(
@@ -196,29 +199,70 @@ class Transaction(TreeView):
         self._listings[parent_id] = listing
         self.touched.append(path)
 
+    def unlink_child(self, parent_id: str, name: str, path: str) -> None:
+        """Drop a child from a directory's listing, by node id (its history stays)."""
+        listing = dict(self.listing(parent_id))
+        if listing.pop(name, None) is not None:
+            self._listings[parent_id] = listing
+            self.touched.append(path)
+
+    # -- commit -------------------------------------------------------------------------
+    def write_child(
+        self,
+        parent_id: str,
+        name: str,
+        entry_type: EntryType,
+        *,
+        path: str,
+        payload: Payload | None = None,
+        factory: str = STATIC_FACTORY,
+        content: bytes | None = None,
+        attributes: dict[str, Any] | None = None,
+    ) -> OplogRecord:
+        """A child version written straight into a directory, by node id: how a
+        materialization persists the children of a dynamic directory."""
+        entry = self.listing(parent_id).get(name)
+        if entry is not None and entry.entry_type is entry_type:
+            node_id = entry.node_id
+        else:
+            node_id = str(uuid.uuid4())
+            self._add(parent_id, name, node_id, entry_type, path)
+        return self._write(
+            node_id,
+            parent_id,
+            entry_type,
+            path=path,
+            factory=factory,
+            content=content,
+            payload=payload,
+            attributes={**(payload.attributes if payload else {}), **(attributes or {})},
+        )
+
     # -- commit -------------------------------------------------------------------------
     def finish(self) -> list[OplogRecord]:
-        """Every record of this transaction, with one final listing per touched directory."""
+        """Every record of this transaction, with one final listing per touched directory
+        (a static directory's in ``content``, a dynamic one's in its attributes)."""
         records = list(self.records)
         for node_id, listing in self._listings.items():
-            content = encode_listing(listing)
             pending = next((i for i, r in enumerate(records) if r.node_id == node_id), None)
+            base = records[pending] if pending is not None else self.snapshot.latest(node_id)
+            if base is None:
+                continue
+            if pending is None and self.snapshot.listing(node_id) == listing:
+                continue
+            if base.is_dynamic:
+                attributes = {**base.attributes, "listing": listing_attribute(listing)}
+                updated = replace(base, attributes=attributes)
+            else:
+                updated = replace(base, content=encode_listing(listing), size=len(listing))
             if pending is not None:
-                records[pending] = replace(records[pending], content=content, size=len(listing))
-                continue
-            current = self.snapshot.latest(node_id)
-            if current is None or current.is_dynamic or self.snapshot.listing(node_id) == listing:
-                continue
-            records.append(
-                replace(
-                    current,
-                    version=current.version + 1,
-                    txn_seq=self.txn_seq,
-                    timestamp=self.now,
-                    content=content,
-                    size=len(listing),
+                records[pending] = updated
+            else:
+                records.append(
+                    replace(
+                        updated, version=base.version + 1, txn_seq=self.txn_seq, timestamp=self.now
+                    )
                 )
-            )
         return records
 
     # -- internals ----------------------------------------------------------------------

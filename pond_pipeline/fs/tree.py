@@ -6,7 +6,7 @@ from functools import cached_property
 
 from pond_pipeline.errors import ConflictError, NotFoundError
 from pond_pipeline.fs import paths
-from pond_pipeline.fs.nodes import ROOT_ID, Listing, decode_listing
+from pond_pipeline.fs.nodes import ROOT_ID, Listing, listing_of
 from pond_pipeline.kinds import EntryType
 from pond_pipeline.store.oplog import OplogRecord
 
@@ -123,7 +123,7 @@ class Snapshot(TreeView):
             return {}
         key = (node_id, record.version)
         if key not in self._listings:
-            self._listings[key] = decode_listing(record.content)
+            self._listings[key] = listing_of(record.content, record.attributes, record.is_dynamic)
         return self._listings[key]
 
     def all_records(self) -> Iterator[OplogRecord]:

@@ -1,0 +1,70 @@
+"""``ingest``: import host files into the pond when the node is materialized.
+
+    /sensor_logs:
+      factory: ingest
+      config: {host_pattern: examples/data/*.csv, type: data}
+      refresh: 1h
+
+Not lazy: reading ``/sensor_logs`` lists what the last materialization imported.
+Materializing imports every file matching ``host_pattern`` (a glob; relative paths
+start at the folder holding ``pond.yaml``) as ``data``, ``table`` or ``series``.
+An unchanged file (same sha256) is skipped; a changed one is re-imported — for a
+series that appends a version.
+"""
+
+import glob
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import model_validator
+
+from pond_pipeline.errors import ConfigError
+from pond_pipeline.factory import Factory, FactoryConfig, FactoryContext, HostFile
+from pond_pipeline.kinds import EntryType
+
+__all__ = ["IngestConfig", "IngestFactory"]
+
+
+class IngestConfig(FactoryConfig):
+    host_pattern: str
+    """A glob over host files, e.g. ``examples/data/*.csv`` (``**`` recurses)."""
+    type: Literal["data", "table", "series"] = "data"
+    time_column: str | None = None
+    """For ``type: series``: the timestamp column (default: the first one)."""
+
+    @model_validator(mode="after")
+    def _time_column_for_series(self) -> Self:
+        if self.time_column is not None and self.type != "series":
+            raise ValueError("'time_column' applies to type: series; remove it or set type")
+        return self
+
+
+class IngestFactory(Factory[IngestConfig]):
+    name = "ingest"
+    Config = IngestConfig
+    produces = EntryType.DIRECTORY
+    description = "Imports host files matching a glob when materialized (skips unchanged ones)."
+    lazy = False
+
+    def sources(self, config: IngestConfig) -> Sequence[str]:
+        return []
+
+    def produce(self, config: IngestConfig, context: FactoryContext) -> list[HostFile]:
+        pattern = Path(config.host_pattern).expanduser()
+        root = context.host_root()
+        if not pattern.is_absolute():
+            pattern = (root or Path.cwd()) / pattern
+        matches = sorted(Path(p) for p in glob.glob(str(pattern), recursive=True))
+        files = [p for p in matches if p.is_file()]
+        names: dict[str, Path] = {}
+        for path in files:
+            if path.name in names:
+                raise ConfigError(
+                    f"two host files are both named {path.name!r}: {names[path.name]} and {path}",
+                    subject=context.path,
+                    hint="narrow host_pattern so file names are unique",
+                )
+            names[path.name] = path
+        kind = EntryType.from_short(config.type)
+        return [HostFile(p.name, p, kind, config.time_column) for p in files]

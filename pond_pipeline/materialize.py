@@ -1,0 +1,282 @@
+"""Materializing a dynamic node: its content written back into the oplog as a new version.
+
+A file node gets one new version holding its produced rows/bytes; a dynamic directory
+gets every child persisted (and a version listing them); a non-lazy directory
+(``ingest``) imports its host files, skipping those whose sha256 it already holds.
+Each version records the node's fingerprint, so a later read serves it at static speed
+while the sources are unchanged, and a repeat materialization writes nothing.
+Everything happens in one transaction: a validation failure leaves no trace.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pond_pipeline.api import Pond, PondTransaction
+from pond_pipeline.dynamic import registry
+from pond_pipeline.dynamic.resolve import Node, Resolver
+from pond_pipeline.errors import ConfigError
+from pond_pipeline.factory import HostFile
+from pond_pipeline.fs import paths
+from pond_pipeline.fs.payloads import Payload, describe_parquet
+from pond_pipeline.kinds import EntryType
+from pond_pipeline.store.blobs import sha256_bytes, sha256_file
+from pond_pipeline.store.oplog import OplogRecord
+
+PREVIEW_ROWS = 5
+
+Validator = Callable[[str, pa.Table], None]
+"""Called with (path, rows) before anything is written; raises to refuse the data."""
+
+
+@dataclass
+class Materialized:
+    """What one materialization did to one node (and, for a directory, its children)."""
+
+    path: str
+    fingerprint: str
+    changed: bool
+    version: int | None = None
+    rows: int | None = None
+    min_event_time: int | None = None
+    max_event_time: int | None = None
+    schema: pa.Schema | None = None
+    preview: pa.Table | None = None
+    txn: int | None = None
+    children: list["Materialized"] = field(default_factory=list)
+
+    @property
+    def written(self) -> int:
+        """How many versions this wrote (node and children)."""
+        return int(self.changed and self.version is not None) + sum(
+            c.written for c in self.children
+        )
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """A node as ``pond.yaml`` declares it (applied in the same transaction if it differs)."""
+
+    factory: str
+    config: dict[str, Any]
+    refresh: str | None = None
+
+
+def materialize(
+    pond: Pond,
+    path: str,
+    *,
+    run_id: str | None = None,
+    validate: Validator | None = None,
+    declared: Declaration | None = None,
+) -> Materialized:
+    path = paths.normalize(path)
+    with pond.transaction(f"materialize {path}", run_id=run_id) as tx:
+        if declared is not None:
+            apply_declaration(tx, path, declared)
+        resolver = tx.resolver()
+        node = resolver.resolve(path)
+        if not node.is_dynamic:
+            raise ConfigError("is a static node; only dynamic nodes are materialized", subject=path)
+        result = _materialize(tx, resolver, node, validate)
+    result.txn = tx.txn_seq if result.written else None
+    return result
+
+
+def apply_declaration(tx: PondTransaction, path: str, declared: Declaration) -> bool:
+    """Create or update the node when its stored factory/config/refresh differ."""
+    try:
+        current = tx.resolver().resolve(path)
+    except Exception:  # noqa: BLE001 - absent (or unreadable): create it
+        current = None
+    if current is not None and is_current(current, declared):
+        return False
+    tx.create_dynamic(
+        path,
+        declared.factory,
+        declared.config,
+        overwrite=current is not None,
+        refresh=declared.refresh,
+    )
+    return True
+
+
+def is_current(node: Node, declared: Declaration) -> bool:
+    stored_refresh = node.latest.attributes.get("refresh") if node.latest else None
+    return (
+        node.factory == declared.factory
+        and registry.encode_config(node.raw_config) == registry.encode_config(declared.config)
+        and stored_refresh == _refresh_text(declared.refresh)
+    )
+
+
+def _refresh_text(refresh: str | None) -> str | None:
+    if refresh is None:
+        return None
+    from pond_pipeline.durations import format_duration, parse_duration
+
+    return format_duration(parse_duration(refresh))
+
+
+def _materialize(
+    tx: PondTransaction, resolver: Resolver, node: Node, validate: Validator | None
+) -> Materialized:
+    factory, _ = resolver.factory_of(node)
+    fingerprint = resolver.fingerprint(node)
+    if node.entry_type is EntryType.DIRECTORY:
+        if not factory.lazy:
+            return _import_host_files(tx, resolver, node, fingerprint)
+        return _materialize_directory(tx, resolver, node, fingerprint, validate)
+    if resolver.materialized_record(node) is not None:
+        return Materialized(
+            node.path,
+            fingerprint,
+            changed=False,
+            version=node.latest.version if node.latest else None,
+        )
+    payload, table = _produce_payload(resolver, node, validate)
+    attributes = _kept_attributes(node) | payload.attributes | {"fingerprint": fingerprint}
+    record = tx.tx.write_dynamic(
+        node.path,
+        node.entry_type,
+        node.factory,
+        registry.encode_config(node.raw_config),
+        overwrite=True,
+        attributes=attributes,
+        payload=payload,
+    )
+    return _result(node.path, fingerprint, record, table)
+
+
+def _materialize_directory(
+    tx: PondTransaction,
+    resolver: Resolver,
+    node: Node,
+    fingerprint: str,
+    validate: Validator | None,
+) -> Materialized:
+    if resolver.materialized_record(node) is not None:
+        return Materialized(node.path, fingerprint, changed=False)
+    children = resolver.children(node)
+    record = tx.tx.write_dynamic(
+        node.path,
+        EntryType.DIRECTORY,
+        node.factory,
+        registry.encode_config(node.raw_config),
+        overwrite=True,
+        attributes=_kept_attributes(node) | {"fingerprint": fingerprint},
+    )
+    result = Materialized(node.path, fingerprint, changed=True, version=record.version)
+    for name in set(tx.tx.listing(record.node_id)) - set(children):
+        tx.tx.unlink_child(record.node_id, name, paths.join(node.path, name))
+    for name, child in children.items():
+        child_fingerprint = resolver.fingerprint(child)
+        previous = tx.tx.listing(record.node_id).get(name)
+        if previous is not None:
+            latest = tx.tx.latest(previous.node_id)
+            if latest is not None and latest.attributes.get("fingerprint") == child_fingerprint:
+                result.children.append(Materialized(child.path, child_fingerprint, False))
+                continue
+        payload, table = _produce_payload(resolver, child, validate)
+        child_record = tx.tx.write_child(
+            record.node_id,
+            name,
+            child.entry_type,
+            path=child.path,
+            payload=payload,
+            factory=child.factory,
+            content=registry.encode_config(child.raw_config),
+            attributes={"fingerprint": child_fingerprint},
+        )
+        result.children.append(_result(child.path, child_fingerprint, child_record, table))
+    return result
+
+
+def _import_host_files(
+    tx: PondTransaction, resolver: Resolver, node: Node, fingerprint: str
+) -> Materialized:
+    files = resolver.produce(node)
+    if not isinstance(files, list) or not all(isinstance(f, HostFile) for f in files):
+        raise ConfigError("a non-lazy directory factory must list host files", subject=node.path)
+    assert node.node_id is not None
+    result = Materialized(node.path, fingerprint, changed=False)
+    for host in files:
+        child_path = paths.join(node.path, host.name)
+        sha = sha256_file(host.path)
+        entry = tx.tx.listing(node.node_id).get(host.name)
+        existing = resolver.resolve(child_path) if entry is not None else None
+        if existing is not None and existing.latest is not None:
+            if existing.latest.attributes.get("source_sha256") == sha:
+                result.children.append(Materialized(child_path, sha, changed=False))
+                continue
+            if existing.entry_type is not host.entry_type:
+                raise ConfigError(
+                    f"exists as a {existing.entry_type.short}, cannot import a "
+                    f"{host.entry_type.short} over it",
+                    subject=child_path,
+                    hint="change the node's type back or remove the file first",
+                )
+        series_base = existing if host.entry_type is EntryType.SERIES else None
+        payload = tx.host_payload(
+            host.path, host.entry_type, series_base, time_column=host.time_column
+        )
+        record = tx.tx.write_child(
+            node.node_id,
+            host.name,
+            host.entry_type,
+            path=child_path,
+            payload=payload,
+            attributes={"source_sha256": sha, "source_path": str(host.path)},
+        )
+        result.children.append(_result(child_path, sha, record, None))
+    result.changed = any(c.changed for c in result.children)
+    return result
+
+
+def _produce_payload(
+    resolver: Resolver, node: Node, validate: Validator | None
+) -> tuple[Payload, pa.Table | None]:
+    entry = resolver.materialize(node)
+    if node.entry_type is EntryType.DATA:
+        data = entry.read_bytes()
+        return Payload(data, len(data), sha256_bytes(data)), None
+    table = pq.read_table(entry.path)
+    if validate is not None:
+        validate(node.path, table)
+    time_column = resolver.time_column(node)
+    payload = describe_parquet(
+        entry.path,
+        entry.path.stat().st_size,
+        sha256_file(entry.path),
+        node.entry_type,
+        time_column=time_column,
+        subject=node.path,
+    )
+    return payload, table
+
+
+def _kept_attributes(node: Node) -> dict[str, Any]:
+    latest = node.latest
+    if latest is None:
+        return {}
+    return {k: v for k, v in latest.attributes.items() if k in ("refresh", "declared_by")}
+
+
+def _result(
+    path: str, fingerprint: str, record: OplogRecord, table: pa.Table | None
+) -> Materialized:
+    schema = table.schema if table is not None else None
+    return Materialized(
+        path,
+        fingerprint,
+        changed=True,
+        version=record.version,
+        rows=record.attributes.get("rows"),
+        min_event_time=record.min_event_time,
+        max_event_time=record.max_event_time,
+        schema=schema,
+        preview=table.slice(0, PREVIEW_ROWS) if table is not None else None,
+    )

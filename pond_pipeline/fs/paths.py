@@ -101,20 +101,40 @@ def glob_captures(pattern: str, path: str) -> list[str] | None:
     Each ``*``/``?`` run within a segment is its own capture; ``**`` captures the
     joined segments it spans.
     """
-    regex = "^" + "/".join(_segment_regex(s) for s in split(pattern)) + "$"
-    match = re.match(regex, "/".join(split(path)))
-    return list(match.groups()) if match else None
+    segments = split(pattern)
+    regex = ""
+    for index, segment in enumerate(segments):
+        if segment == "**":  # zero segments too, like ``match_segments``: captures ""
+            if index > 0:
+                regex += "(?:/(.*))?"
+            else:
+                regex += "(.*)" if len(segments) == 1 else "(?:(.*)/)?"
+            continue
+        glued = index == 0 or (index == 1 and segments[0] == "**")
+        regex += ("" if glued else "/") + _segment_regex(segment)
+    match = re.fullmatch(regex, "/".join(split(path)), re.DOTALL)
+    return [group or "" for group in match.groups()] if match else None
 
 
 def _segment_regex(segment: str) -> str:
     if segment == "**":
         return "(.*)"
     out = []
-    for char in segment:
+    index = 0
+    while index < len(segment):
+        char = segment[index]
+        close = segment.find("]", index + 2) if char == "[" else -1
         if char == "*":
             out.append("([^/]*)")
         elif char == "?":
             out.append("([^/])")
+        elif close > 0:  # a character class, as fnmatch reads it (not a capture)
+            body = segment[index + 1 : close]
+            negate = body.startswith("!")
+            body = re.escape(body[1:] if negate else body).replace("\\-", "-")
+            out.append(f"[{'^' if negate else ''}{body}]")
+            index = close
         else:
             out.append(re.escape(char))
+        index += 1
     return "".join(out)

@@ -7,6 +7,7 @@ reaches it only as registered Arrow objects (pyarrow datasets keep filter and
 projection pushdown into Parquet row groups). A timer interrupts a runaway query.
 """
 
+import csv
 import json
 import re
 import threading
@@ -180,17 +181,48 @@ def csv_to_parquet(
     try:
         con.execute("SET TimeZone='UTC'")
         con.execute(
-            f"COPY (SELECT * FROM read_csv({_literal(str(source))}, header=true, "
-            "sample_size=20480, strict_mode=true)) "
+            f"COPY (SELECT * FROM read_csv({_literal(str(source))}, {_CSV_DIALECT}, "
+            "sample_size=20480)) "
             f"TO {_literal(str(target))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"
         )
     except duckdb.Error as exc:
-        raise ConfigError(f"not a readable CSV: {_csv_reason(exc)}", subject=subject) from exc
+        reason = _csv_reason(_locate_csv_error(source, exc))
+        raise ConfigError(f"not a readable CSV: {reason}", subject=subject) from exc
     finally:
         done.set()
         if watcher is not None:
             watcher.join()
         con.close()
+
+
+# RFC 4180 CSV: fixed so DuckDB's sniffer cannot "explain" a ragged row by picking another
+# delimiter, dropping the quote character or skipping leading rows as a preamble.
+_CSV_DIALECT = "header=true, delim=',', quote='\"', escape='\"', skip=0, strict_mode=true"
+
+
+def _locate_csv_error(source: Path, exc: duckdb.Error) -> duckdb.Error:
+    """The sniffer fails without a line number; a plain pass over the rows finds the line."""
+    if "sniffing" not in str(exc):
+        return exc
+    try:
+        with source.open(newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return exc
+    if not header:
+        return exc
+    columns = "{" + ", ".join(f"{_literal(name)}: 'VARCHAR'" for name in header) + "}"
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(
+            f"SELECT count(*) FROM read_csv({_literal(str(source))}, {_CSV_DIALECT}, "
+            f"auto_detect=false, columns={columns})"
+        )
+    except duckdb.Error as found:
+        return found if "Line" in str(found) else exc
+    finally:
+        con.close()
+    return exc
 
 
 def _watch(con: Any, done: threading.Event, on_progress: Callable[[float], None]) -> None:
@@ -214,13 +246,26 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+_CSV_DETAIL = re.compile(
+    r"^(Expected Number of Columns.*|Error when converting.*|.*unterminated quote.*)$",
+    re.MULTILINE,
+)
+
+
 def _csv_reason(exc: BaseException) -> str:
     text = str(exc)
     line = re.search(r"[Ll]ine:?\s*(\d+)", text)
     first = _first_line(exc)
-    detail = next(
-        (ln.strip() for ln in text.splitlines()[1:] if ln.strip() and "Line" not in ln), ""
+    known = _CSV_DETAIL.search(text)
+    detail = (
+        known.group(0).strip()
+        if known
+        else next(
+            (ln.strip() for ln in text.splitlines()[1:] if ln.strip() and "Line" not in ln), ""
+        )
     )
+    if line and known:
+        return f"line {line.group(1)}: {detail}"
     reason = f"line {line.group(1)}: {first}" if line else first
     return f"{reason} ({detail})" if detail and len(detail) < 200 else reason
 

@@ -1,0 +1,94 @@
+"""``csv_directory``: a directory with one table or series per CSV file a glob matches.
+
+    factory: csv_directory
+    config:
+      pattern: /inbox/*.csv
+      type: series                     # or table (default)
+      temporal_column: ts              # series: the timestamp column (default: timestamp)
+      schema: {value: double}          # optional type overrides for every file
+      cache_ttl: 6h                    # optional
+
+The listing is made when the directory is read: ``/inbox/north.csv`` appears as the
+transient child ``north.series`` (a ``csv_to_parquet`` node), so a CSV added to the
+inbox later shows up without touching the directory. Only data files are listed.
+"""
+
+from collections.abc import Sequence
+from typing import Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from factories.csv_to_parquet import ColumnTypes, CsvToParquetConfig, check_column_types
+from pond_pipeline.durations import Duration
+from pond_pipeline.errors import FactoryError
+from pond_pipeline.factory import ChildSpec, Factory, FactoryConfig, FactoryContext
+from pond_pipeline.kinds import EntryType
+
+__all__ = ["CsvDirectoryConfig", "CsvDirectoryFactory"]
+
+
+class CsvDirectoryConfig(FactoryConfig):
+    pattern: str
+    """A pond path glob, e.g. ``/inbox/*.csv``."""
+    type: Literal["table", "series"] = "table"
+    temporal_column: str | None = None
+    schema_: ColumnTypes | None = Field(default=None, alias="schema")
+    cache_ttl: Duration | None = None
+
+    @field_validator("schema_")
+    @classmethod
+    def _known_types(cls, value: ColumnTypes | None) -> ColumnTypes | None:
+        return check_column_types(value)
+
+    @model_validator(mode="after")
+    def _temporal_column_for_series(self) -> Self:
+        if self.type == "table" and self.temporal_column is not None:
+            raise ValueError("'temporal_column' applies to type: series; remove it or set type")
+        return self
+
+
+class CsvDirectoryFactory(Factory[CsvDirectoryConfig]):
+    name = "csv_directory"
+    Config = CsvDirectoryConfig
+    produces = EntryType.DIRECTORY
+    description = "One table or series per CSV data file a glob matches, listed when read."
+
+    def sources(self, config: CsvDirectoryConfig) -> Sequence[str]:
+        return [config.pattern]
+
+    def produce(self, config: CsvDirectoryConfig, context: FactoryContext) -> list[ChildSpec]:
+        children: dict[str, ChildSpec] = {}
+        origins: dict[str, str] = {}
+        for path in context.glob(config.pattern):
+            if context.entry_type(path) is not EntryType.DATA:
+                continue
+            name = f"{_stem(path)}.{config.type}"
+            if name in children:
+                raise FactoryError(
+                    f"{origins[name]} and {path} would both be listed as {name!r}",
+                    subject=context.path,
+                    hint="narrow the pattern so file names are unique",
+                )
+            child = CsvToParquetConfig.model_validate(
+                {
+                    "source": path,
+                    "type": config.type,
+                    "temporal_column": config.temporal_column,
+                    "schema": config.schema_,
+                    "cache_ttl": config.cache_ttl,
+                }
+            )
+            children[name] = ChildSpec(
+                name=name,
+                factory="csv_to_parquet",
+                config=child.model_dump(mode="json", by_alias=True, exclude_none=True),
+            )
+            origins[name] = path
+        return list(children.values())
+
+
+def _stem(path: str) -> str:
+    """``/inbox/north.csv`` → ``north`` (a name without a dot stays whole)."""
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    stem, dot, _ = name.rpartition(".")
+    return stem if dot and stem else name

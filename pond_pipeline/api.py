@@ -22,8 +22,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pond_pipeline import durations
 from pond_pipeline.cache import MaterializationCache
+from pond_pipeline.config import normalize_refresh
 from pond_pipeline.dynamic import registry
 from pond_pipeline.dynamic.resolve import (
     Node,
@@ -47,6 +47,7 @@ from pond_pipeline.fs.transaction import Transaction
 from pond_pipeline.fs.tree import Snapshot, TreeView
 from pond_pipeline.kinds import EntryType
 from pond_pipeline.query.engine import (
+    Connector,
     SqlSession,
     csv_to_parquet,
     referenced_tables,
@@ -103,6 +104,8 @@ class Pond:
         self.lock_timeout = DEFAULT_LOCK_TIMEOUT
         self.query_timeout: float | None = float(settings.get("query_timeout", 300))
         self.host_root: Path | None = None
+        self.connector: Connector | None = None
+        """Where SQL sessions get their DuckDB connection (default: a fresh one each)."""
         self._snapshot: Snapshot | None = None
 
     # -- opening -------------------------------------------------------------------------
@@ -170,6 +173,7 @@ class Pond:
             scratch=self.location.scratch,
             query_timeout=self.query_timeout,
             host_root=self.host_root,
+            connector=self.connector,
         )
 
     @contextmanager
@@ -512,11 +516,11 @@ class PondTransaction:
         typed = registry.validate(factory, config, subject=path)
         extra = dict(attributes or {})
         if refresh is not None:
-            extra["refresh"] = durations.format_duration(durations.parse_duration(refresh))
+            extra["refresh"] = normalize_refresh(refresh)
         entry_type = factory.entry_type(typed)
         for pattern in factory.sources(typed):
             normalized = paths.normalize(pattern)
-            if not paths.is_glob(normalized) and not self.resolver().exists(normalized):
+            if not paths.is_glob(normalized) and not self._may_exist(normalized):
                 raise ConfigError(
                     f"source {pattern!r} does not exist",
                     subject=path,
@@ -547,6 +551,18 @@ class PondTransaction:
             )
 
     # -- internals --------------------------------------------------------------------------
+    def _may_exist(self, path: str) -> bool:
+        """It exists, or lies in a dynamic directory that may produce it later."""
+        resolver = self.resolver()
+        if resolver.exists(path):
+            return True
+        segments = paths.split(path)
+        for end in range(len(segments) - 1, 0, -1):
+            prefix = "/" + "/".join(segments[:end])
+            if resolver.exists(prefix):
+                return resolver.resolve(prefix).is_dynamic
+        return False
+
     def _existing(self, path: str) -> Node | None:
         try:
             return self.resolver().resolve(path)
@@ -633,8 +649,10 @@ def _info(node: Node) -> NodeInfo:
     size: int | None
     if node.entry_type is EntryType.SERIES and not node.is_dynamic:
         size = sum(r.size or 0 for r in node.versions)
+    elif node.entry_type.is_file and not node.is_dynamic and latest is not None:
+        size = latest.size
     else:
-        size = latest.size if latest and not node.is_dynamic else None
+        size = None
     return NodeInfo(
         node.path,
         node.entry_type,

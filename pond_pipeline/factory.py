@@ -23,9 +23,9 @@ from typing import Any, ClassVar, Generic, Protocol, TypeAlias, TypeVar
 
 import pyarrow as pa
 import pyarrow.dataset as ds
-from pydantic import BaseModel, ConfigDict
 
 from pond_pipeline.kinds import EntryType
+from pond_pipeline.models import PondModel
 
 __all__ = [
     "ChildSpec",
@@ -37,12 +37,6 @@ __all__ = [
     "PondModel",
     "SqlRelation",
 ]
-
-
-class PondModel(BaseModel):
-    """Base of every typed config: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class FactoryConfig(PondModel):

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pond_pipeline.api import Pond, PondTransaction
+from pond_pipeline.config import normalize_refresh
 from pond_pipeline.dynamic import registry
 from pond_pipeline.dynamic.resolve import Node, Resolver
 from pond_pipeline.errors import ConfigError
@@ -114,11 +115,7 @@ def is_current(node: Node, declared: Declaration) -> bool:
 
 
 def _refresh_text(refresh: str | None) -> str | None:
-    if refresh is None:
-        return None
-    from pond_pipeline.durations import format_duration, parse_duration
-
-    return format_duration(parse_duration(refresh))
+    return None if refresh is None else normalize_refresh(refresh)
 
 
 def _materialize(

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pond_pipeline.api import Pond
 from pond_pipeline.cli import output
-from pond_pipeline.errors import ConfigError, PondError
+from pond_pipeline.errors import ConfigError, NotFoundError, PondError
 from pond_pipeline.kinds import EntryType
 
 SMALL_IMPORT_BYTES = 8 * 1024 * 1024
@@ -389,7 +389,13 @@ def log(ctx: click.Context, limit: int | None, fmt: str) -> None:
             {**r, "paths": ", ".join(r["paths"]), "time": r["time"][:19].replace("T", " ")}
             for r in rows
         ],
-        ["txn", "time", "command", "paths"],
+        [
+            "txn",
+            "time",
+            "command",
+            "paths",
+            *(["run_id"] if any("run_id" in r for r in rows) else []),
+        ],
     )
 
 
@@ -539,6 +545,121 @@ def cache_clear(ctx: click.Context) -> None:
     click.echo(f"removed {removed} cache entries")
 
 
+# -- pipelines (pond.yaml) ----------------------------------------------------------------
+@cli.command()
+@click.argument("file", required=False)
+@click.option("--dry-run", is_flag=True, help="Print the plan, change nothing.")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Remove nodes an earlier apply of this file created that it no longer has.",
+)
+@click.pass_context
+def apply(ctx: click.Context, file: str | None, dry_run: bool, prune: bool) -> None:
+    """Reconcile pond.yaml with the pond in one transaction (plan printed first)."""
+    from pond_pipeline import pipeline as pipelines
+
+    _export_pond_uri(ctx)
+    pipeline = pipelines.load(file)
+    try:
+        pond = settings(ctx).configure(pipelines.open_pond(pipeline, create=not dry_run))
+    except NotFoundError:  # a dry run against a pond that does not exist yet
+        pond = None
+    items = (
+        pipelines.plan(pond, pipeline, prune=prune)
+        if pond is not None
+        else [pipelines.PlanItem("create", n.path, n.factory.name) for n in pipeline.nodes]
+    )
+    marks = {"create": "+", "update": "~", "unchanged": "=", "remove": "-"}
+    for item in items:
+        click.echo(f"{marks[item.action]} {item.action:<9} {item.path}  ({item.factory})")
+    changes = [i for i in items if i.action != "unchanged"]
+    if dry_run:
+        click.echo(f"dry run: {len(changes)} change(s) planned, nothing written")
+        return
+    assert pond is not None
+    pipelines.apply(pond, pipeline, prune=prune)
+    click.echo(
+        f"applied {len(changes)} change(s) to {pond.location.root}"
+        if changes
+        else "nothing to do: the pond matches the file"
+    )
+
+
+@cli.command("materialize")
+@click.argument("paths", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Every node of pond.yaml (the default).")
+@click.option(
+    "--config", "config_path", help="The pipeline file (default: POND_CONFIG or ./pond.yaml)."
+)
+@click.pass_context
+def materialize_(
+    ctx: click.Context, paths: tuple[str, ...], everything: bool, config_path: str | None
+) -> None:
+    """Run dynamic nodes through Dagster, in process, and write their results to the pond."""
+    from pond_pipeline.orchestration.run import run_assets, selected_paths
+
+    _export_pond_uri(ctx)
+    chosen = selected_paths(config_path, paths, everything)
+    con = output.console()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        console=con,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("materializing", total=len(chosen))
+
+        def started(path: str) -> None:
+            bar.update(task, description=f"materializing {path}")
+
+        def done(run: Any) -> None:
+            bar.advance(task)
+            con.print(_describe_run(run))
+
+        runs = run_assets(config_path, chosen, on_start=started, on_done=done)
+    failed = [r for r in runs if not r.success]
+    if failed:
+        _exit(1, f"{failed[0].path}: {failed[0].error}")
+    data_files = [
+        r.path
+        for r in runs
+        if r.metadata.get("pond/type") == "file:data"
+        or r.path.endswith((".md", ".html", ".csv", ".txt"))
+    ]
+    for path in data_files:
+        con.print(f"report: [bold]pond cat {path}[/bold]")
+    con.print("open the UI: [bold]dagster dev -w workspace.yaml[/bold]")
+
+
+def _describe_run(run: Any) -> str:
+    if not run.success:
+        return f"[red]✗[/red] {run.path}: {run.error}"
+    meta = run.metadata
+    parts = []
+    if "dagster/row_count" in meta:
+        parts.append(f"{meta['dagster/row_count']} rows")
+    written = meta.get("pond/versions_written", 0)
+    parts.append(
+        f"{written} version(s) written"
+        + (f" in txn {meta['pond/txn']}" if "pond/txn" in meta else "")
+    )
+    if "pond/temporal_range" in meta:
+        parts.append(str(meta["pond/temporal_range"]))
+    checks = ", ".join(f"{name} {'passed' if ok else 'FAILED'}" for name, ok in run.checks.items())
+    if checks:
+        parts.append(f"checks: {checks}")
+    return f"[green]✓[/green] {run.path}: " + "; ".join(parts)
+
+
+def _export_pond_uri(ctx: click.Context) -> None:
+    """``--pond`` overrides pond.yaml's ``pond:``, as env ``POND`` does."""
+    uri = settings(ctx).uri
+    if uri:
+        os.environ["POND"] = uri
+
+
 # -- helpers --------------------------------------------------------------------------------
 def _create_dynamic(
     ctx: click.Context,
@@ -575,8 +696,6 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 
 
 def _maybe_node(pond: Pond, path: str) -> Any:
-    from pond_pipeline.errors import NotFoundError
-
     try:
         return pond.node(path)
     except NotFoundError:

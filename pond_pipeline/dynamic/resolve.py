@@ -29,7 +29,7 @@ from pond_pipeline.fs.payloads import first_timestamp_column
 from pond_pipeline.fs.reader import PayloadReader
 from pond_pipeline.fs.tree import TreeView
 from pond_pipeline.kinds import EntryType
-from pond_pipeline.query.engine import SqlSession, csv_to_parquet, quote
+from pond_pipeline.query.engine import Connector, SqlSession, csv_to_parquet, quote
 from pond_pipeline.store.oplog import STATIC_FACTORY, OplogRecord
 
 
@@ -94,7 +94,9 @@ class Resolver:
         scratch: Path,
         query_timeout: float | None = None,
         host_root: Path | None = None,
+        connector: Connector | None = None,
     ):
+        self.connector = connector
         self.view = view
         self.reader = reader
         self.cache = cache
@@ -358,7 +360,7 @@ class Resolver:
 
     # -- SQL -----------------------------------------------------------------------------
     def session(self) -> SqlSession:
-        return SqlSession(timeout=self.query_timeout)
+        return SqlSession(timeout=self.query_timeout, connector=self.connector)
 
     def register(self, session: SqlSession, node: Node, window: TimeRange | None = None) -> str:
         """Make ``node`` a table of ``session``; returns its name there."""

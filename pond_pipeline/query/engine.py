@@ -12,7 +12,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -23,6 +23,9 @@ import pyarrow.dataset as ds
 from pond_pipeline.errors import ConfigError, QueryError
 
 DEFAULT_QUERY_TIMEOUT = 300.0
+Connector: TypeAlias = Callable[[], AbstractContextManager[Any]]
+"""Lends a fresh in-memory DuckDB connection (e.g. dagster-duckdb's ``get_connection``);
+the session sandboxes it before use."""
 ArrowSource: TypeAlias = ds.Dataset | pa.Table | pa.RecordBatchReader
 
 
@@ -30,10 +33,15 @@ class SqlSession:
     """A sandboxed DuckDB connection that pond data is registered into by name."""
 
     def __init__(
-        self, *, timeout: float | None = DEFAULT_QUERY_TIMEOUT, memory_limit: str | None = None
+        self,
+        *,
+        timeout: float | None = DEFAULT_QUERY_TIMEOUT,
+        memory_limit: str | None = None,
+        connector: Connector | None = None,
     ):
         self.timeout = timeout
-        self._con = duckdb.connect(":memory:")
+        self._lease = connector() if connector is not None else None
+        self._con = self._lease.__enter__() if self._lease else duckdb.connect(":memory:")
         self._con.execute("SET TimeZone='UTC'")
         if memory_limit:
             self._con.execute(f"SET memory_limit='{memory_limit}'")
@@ -42,7 +50,10 @@ class SqlSession:
         self._registered: set[str] = set()
 
     def close(self) -> None:
-        self._con.close()
+        if self._lease is not None:
+            self._lease.__exit__(None, None, None)
+        else:
+            self._con.close()
 
     def __enter__(self) -> "SqlSession":
         return self

@@ -1,0 +1,252 @@
+"""``pond.yaml``: the pipeline file users edit and review in git.
+
+    pond: ./.pond                  # store URI (env POND overrides)
+    nodes:
+      /analytics/daily.series:     # key = absolute pond path
+        factory: sql_derived_series
+        description: Daily mean temperature per sensor
+        config: {source: /processed/*.series, query: "SELECT ..."}
+        refresh: 1h                # or "cron: 15 3 * * *"
+        schema:
+          temporal_column: day
+          columns:
+            avg_temp: {type: double, checks: {ge: -60, le: 60}}
+
+Parsing keeps the line of every key so any error can name file, line and key.
+"""
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from pond_pipeline.durations import parse_duration
+from pond_pipeline.errors import ConfigError
+from pond_pipeline.models import PondModel
+
+DEFAULT_FILE = "pond.yaml"
+COLUMN_TYPES = (
+    "string", "double", "float", "int64", "int32", "int16", "int8", "bool", "timestamp", "date",
+)  # fmt: skip
+_CRON_PREFIX = "cron:"
+_CRON_FIELD = re.compile(r"^[\d*/,\-]+$")
+
+
+class ColumnChecks(PondModel):
+    ge: float | None = None
+    le: float | None = None
+    gt: float | None = None
+    lt: float | None = None
+    isin: list[Any] | None = None
+    str_matches: str | None = None
+    unique: bool = False
+
+    @field_validator("str_matches")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class ColumnSpec(PondModel):
+    type: Literal[
+        "string", "double", "float", "int64", "int32", "int16", "int8", "bool", "timestamp", "date"
+    ]
+    nullable: bool = True
+    checks: ColumnChecks = ColumnChecks()
+
+
+class SchemaSpec(PondModel):
+    temporal_column: str | None = None
+    columns: dict[str, ColumnSpec] = Field(default_factory=dict)
+
+
+class NodeSpec(PondModel):
+    factory: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    description: str | None = None
+    refresh: str | None = None
+    schema_: SchemaSpec | None = Field(default=None, alias="schema")
+
+    @field_validator("refresh", mode="before")
+    @classmethod
+    def _refresh(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        try:
+            return normalize_refresh(str(value))
+        except ConfigError as exc:
+            raise ValueError(exc.reason + (f"; {exc.hint}" if exc.hint else "")) from exc
+
+
+class PondFile(PondModel):
+    pond: str = "./.pond"
+    nodes: dict[str, NodeSpec] = Field(default_factory=dict)
+
+
+@dataclass
+class Project:
+    """A loaded ``pond.yaml``: the model, where it lives, and the line of every key."""
+
+    path: Path
+    spec: PondFile
+    lines: dict[tuple[str, ...], int] = field(default_factory=dict)
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    @property
+    def pond_uri(self) -> str:
+        """The store URI: env ``POND`` wins; a relative path starts at ``pond.yaml``'s folder."""
+        import os
+
+        uri = os.environ.get("POND") or self.spec.pond
+        if "://" in uri or Path(uri).is_absolute():
+            return uri
+        return str((self.folder / uri).resolve())
+
+    def line_of(self, *keys: str) -> int | None:
+        """The line of the deepest known key along ``keys``."""
+        for end in range(len(keys), 0, -1):
+            if keys[:end] in self.lines:
+                return self.lines[keys[:end]]
+        return None
+
+    def error(self, reason: str, *keys: str, hint: str | None = None) -> ConfigError:
+        line = self.line_of(*keys)
+        where = f"{self.path}:{line}" if line else str(self.path)
+        key = ".".join(keys)
+        return ConfigError(reason, subject=f"{where}: {key}" if key else where, hint=hint)
+
+
+def normalize_refresh(text: str) -> str:
+    """``"60m"`` → ``"1h"``; ``"cron: 15 3 * * *"`` kept (five fields checked)."""
+    text = text.strip()
+    if text.startswith(_CRON_PREFIX):
+        expression = text[len(_CRON_PREFIX) :].strip()
+        fields = expression.split()
+        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+            raise ConfigError(
+                f"{expression!r} is not a five-field cron expression",
+                hint="write e.g. 'cron: 15 3 * * *' (minute hour day month weekday)",
+            )
+        return f"{_CRON_PREFIX} {' '.join(fields)}"
+    from pond_pipeline.durations import format_duration
+
+    refresh_cron(text)
+    return format_duration(parse_duration(text))
+
+
+def refresh_cron(text: str) -> str:
+    """The cron schedule of a refresh: ``5m`` → ``*/5 * * * *``, ``1h`` → ``0 * * * *``,
+    ``6h`` → ``0 */6 * * *``, ``1d`` → ``0 0 * * *``, ``1w`` → ``0 0 * * 0``."""
+    if text.startswith(_CRON_PREFIX):
+        return text[len(_CRON_PREFIX) :].strip()
+    seconds = int(parse_duration(text).total_seconds())
+    minutes, hours, days = seconds / 60, seconds / 3600, seconds / 86400
+    if seconds % 60 == 0 and minutes < 60 and 60 % minutes == 0:
+        return "* * * * *" if minutes == 1 else f"*/{int(minutes)} * * * *"
+    if seconds % 3600 == 0 and hours < 24 and 24 % hours == 0:
+        return "0 * * * *" if hours == 1 else f"0 */{int(hours)} * * *"
+    if days == 1:
+        return "0 0 * * *"
+    if days == 7:
+        return "0 0 * * 0"
+    raise ConfigError(
+        f"refresh {text!r} has no cron schedule",
+        hint="use minutes dividing an hour (1m..30m), hours dividing a day (1h..12h), 1d, 1w, "
+        "or 'cron: ...'",
+    )
+
+
+def load(path: Path) -> Project:
+    """Parse and validate the file's shape (factories are checked by ``pipeline``)."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read: {exc.strerror}",
+            subject=str(path),
+            hint="run from the folder holding pond.yaml or set POND_CONFIG",
+        ) from exc
+    lines = _key_lines(path, text)
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise ConfigError("must be a mapping with keys 'pond' and 'nodes'", subject=f"{path}:1")
+    project = Project(path, PondFile(), lines)
+    try:
+        spec = PondFile.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        keys = tuple(str(p) for p in first["loc"])
+        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        if first["type"] == "missing":
+            message = "required key missing"
+        raise project.error(message, *keys, hint=_hint(keys)) from exc
+    for key in spec.nodes:
+        if not key.startswith("/"):
+            raise project.error(
+                "a node key must be an absolute pond path",
+                "nodes",
+                key,
+                hint=f"write /{key.lstrip('./')}",
+            )
+    project.spec = spec
+    return project
+
+
+def _hint(keys: tuple[str, ...]) -> str | None:
+    if len(keys) >= 3 and keys[0] == "nodes":
+        return "node keys are factory, config, description, refresh, schema"
+    if len(keys) == 1:
+        return "top-level keys are pond and nodes"
+    return None
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _key_lines(path: Path, text: str) -> dict[tuple[str, ...], int]:
+    """Line (1-based) of every mapping key; duplicate keys are errors naming both lines."""
+    try:
+        root = yaml.compose(text, Loader=_LineLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"invalid YAML: {problem}", subject=where) from exc
+    lines: dict[tuple[str, ...], int] = {}
+
+    def visit(node: yaml.Node, prefix: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    label = ".".join((*prefix, key))
+                    raise ConfigError(
+                        f"duplicate key {label!r} (first on line {seen[key]})",
+                        subject=f"{path}:{line}",
+                        hint="each node path may appear once",
+                    )
+                seen[key] = line
+                lines[(*prefix, key)] = line
+                visit(value_node, (*prefix, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                lines[(*prefix, str(index))] = item.start_mark.line + 1
+                visit(item, (*prefix, str(index)))
+
+    if root is not None:
+        visit(root, ())
+    return lines

@@ -1,0 +1,214 @@
+"""Dagster assets, checks, jobs and schedules built from a pipeline.
+
+One asset per dynamic node (key from its path), external assets for the static files
+nodes read, dependencies from the nodes' sources, one job and schedule per refresh
+interval, and the node's ``schema:`` as the asset checks ``schema`` and
+``temporal_column``.
+"""
+
+import re
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AssetSelection,
+    AssetSpec,
+    DataVersion,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    ScheduleDefinition,
+    TableColumn,
+    TableSchema,
+    asset,
+    define_asset_job,
+)
+from dagster_duckdb import DuckDBResource
+
+from pond_pipeline.config import refresh_cron
+from pond_pipeline.errors import CheckFailedError
+from pond_pipeline.materialize import Materialized, materialize
+from pond_pipeline.orchestration.checks import SchemaValidator
+from pond_pipeline.orchestration.resources import PondResource
+from pond_pipeline.pipeline import Pipeline, PipelineNode
+
+CHECK_NAMES = ("schema", "temporal_column")
+
+
+def asset_key(path: str) -> AssetKey:
+    """``/analytics/daily_summary.series`` → ``analytics/daily_summary_series``."""
+    return AssetKey([re.sub(r"[^A-Za-z0-9_]", "_", s) for s in path.strip("/").split("/")])
+
+
+def group_name(path: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", path.strip("/").split("/")[0]) or "root"
+
+
+def job_name(refresh: str) -> str:
+    return "refresh_" + re.sub(r"[^A-Za-z0-9_]", "_", refresh.replace("*", "x").replace(":", ""))
+
+
+def build_external_assets(static_inputs: dict[str, list[str]]) -> list[AssetSpec]:
+    paths = sorted({p for inputs in static_inputs.values() for p in inputs})
+    return [
+        AssetSpec(
+            asset_key(p),
+            group_name=group_name(p),
+            description=f"static file {p} in the pond",
+            metadata={"pond/path": p},
+            kinds={"pond"},
+        )
+        for p in paths
+    ]
+
+
+def build_node_asset(node: PipelineNode, deps: Sequence[AssetKey]) -> AssetsDefinition:
+    """The asset of one dynamic node (built in its own function: no loop-variable capture)."""
+    key = asset_key(node.path)
+    schema_spec = node.spec.schema_ if node.spec else None
+    check_specs = [AssetCheckSpec(name, asset=key) for name in CHECK_NAMES] if schema_spec else []
+    metadata: dict[str, Any] = {
+        "pond/path": node.path,
+        "pond/factory": node.factory.name,
+        "pond/config": MetadataValue.json(node.raw_config),
+        "pond/type": node.entry_type.value,
+    }
+    if node.refresh:
+        metadata["pond/refresh"] = node.refresh
+
+    @asset(
+        key=key,
+        deps=list(deps),
+        group_name=group_name(node.path),
+        description=node.description or f"{node.factory.name} node {node.path}",
+        metadata=metadata,
+        check_specs=check_specs,
+        kinds={"pond"},
+    )
+    def node_asset(
+        context: AssetExecutionContext, pond: PondResource, duckdb: DuckDBResource
+    ) -> Iterator[Any]:
+        opened = pond.open(duckdb)
+        validator = SchemaValidator(schema_spec) if schema_spec else None
+        try:
+            result = materialize(
+                opened,
+                node.path,
+                run_id=context.run_id,
+                validate=validator,
+                declared=node.declaration if node.spec else None,
+            )
+        except CheckFailedError as exc:
+            assert validator is not None
+            for outcome in validator.outcomes.values():
+                yield AssetCheckResult(
+                    check_name=outcome.name,
+                    passed=outcome.passed,
+                    description=outcome.description,
+                    metadata={"failures": MetadataValue.json(outcome.failures)},
+                )
+            raise Failure(
+                description=exc.message,
+                metadata={
+                    "failures": MetadataValue.json(
+                        [f for o in validator.outcomes.values() for f in o.failures]
+                    ),
+                },
+            ) from exc
+        checks = [
+            AssetCheckResult(
+                check_name=outcome.name,
+                passed=outcome.passed,
+                description=outcome.description if outcome.tables else "no new data to check",
+            )
+            for outcome in (validator.outcomes.values() if validator else [])
+        ]
+        context.log.info(
+            f"{node.path}: {result.written} version(s) written"
+            + (f" in transaction {result.txn}" if result.txn else " (unchanged)")
+        )
+        yield MaterializeResult(
+            metadata=result_metadata(result),
+            data_version=DataVersion(result.fingerprint),
+            check_results=checks,
+        )
+
+    return node_asset
+
+
+def result_metadata(result: Materialized) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "pond/changed": result.changed,
+        "pond/versions_written": result.written,
+    }
+    if result.txn is not None:
+        metadata["pond/txn"] = result.txn
+    if result.version is not None:
+        metadata["pond/version"] = result.version
+    rows = result.rows if result.rows is not None else _children_rows(result)
+    if rows is not None:
+        metadata["dagster/row_count"] = rows
+    if result.min_event_time is not None and result.max_event_time is not None:
+        metadata["pond/temporal_range"] = (
+            f"{_iso(result.min_event_time)} .. {_iso(result.max_event_time)}"
+        )
+    if result.schema is not None:
+        metadata["dagster/column_schema"] = TableSchema(
+            columns=[TableColumn(f.name, str(f.type)) for f in result.schema]
+        )
+    if result.preview is not None:
+        metadata["pond/preview"] = MetadataValue.md(markdown_rows(result.preview))
+    if result.children:
+        metadata["pond/children"] = MetadataValue.json(
+            [
+                {"path": c.path, "changed": c.changed, "version": c.version, "rows": c.rows}
+                for c in result.children
+            ]
+        )
+    return metadata
+
+
+def markdown_rows(table: pa.Table) -> str:
+    header = "| " + " | ".join(table.column_names) + " |"
+    rule = "|" + "---|" * len(table.column_names)
+    body = ["| " + " | ".join(str(v) for v in row.values()) + " |" for row in table.to_pylist()]
+    return "\n".join([header, rule, *body])
+
+
+def build_schedules(pipeline: Pipeline) -> list[ScheduleDefinition]:
+    by_refresh: dict[str, list[AssetKey]] = {}
+    for node in pipeline.nodes:
+        if node.refresh:
+            by_refresh.setdefault(node.refresh, []).append(asset_key(node.path))
+    schedules = []
+    for refresh, keys in sorted(by_refresh.items()):
+        job = define_asset_job(
+            job_name(refresh),
+            selection=AssetSelection.assets(*keys),
+            description=f"Refresh the nodes with refresh: {refresh}",
+        )
+        schedules.append(
+            ScheduleDefinition(
+                name=f"{job_name(refresh)}_schedule",
+                cron_schedule=refresh_cron(refresh),
+                job=job,
+                execution_timezone="UTC",
+            )
+        )
+    return schedules
+
+
+def _children_rows(result: Materialized) -> int | None:
+    rows = [c.rows for c in result.children if c.rows is not None]
+    return sum(rows) if rows else None
+
+
+def _iso(micros: int) -> str:
+    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)).isoformat()

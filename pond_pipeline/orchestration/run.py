@@ -1,0 +1,87 @@
+"""Running assets in process through Dagster (``pond materialize``)."""
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dagster import AssetsDefinition, AssetSpec, DagsterInstance, materialize
+
+from pond_pipeline import pipeline as pipelines
+from pond_pipeline.orchestration.assets import asset_key
+from pond_pipeline.orchestration.definitions import build_definitions
+
+
+@dataclass
+class AssetRun:
+    """The outcome of one asset's run."""
+
+    path: str
+    success: bool
+    run_id: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    checks: dict[str, bool] = field(default_factory=dict)
+
+
+def selected_paths(config_path: str | None, paths: Sequence[str], everything: bool) -> list[str]:
+    """The dynamic nodes to run, in derivation order (upstream first)."""
+    pipeline = pipelines.load(config_path)
+    if everything or not paths:
+        return [node.path for node in pipeline.nodes]
+    wanted = {pipeline.node(p).path for p in paths}
+    return [node.path for node in pipeline.nodes if node.path in wanted]
+
+
+def run_assets(
+    config_path: str | None,
+    paths: Sequence[str],
+    on_start: Callable[[str], None] | None = None,
+    on_done: Callable[[AssetRun], None] | None = None,
+) -> list[AssetRun]:
+    """Materialize each node in its own in-process Dagster run, upstream first; a failed
+    node stops the nodes after it (they would read what it failed to write)."""
+    defs = build_definitions(config_path)
+    assets = [a for a in defs.assets or [] if isinstance(a, (AssetsDefinition, AssetSpec))]
+    resources = dict(defs.resources or {})
+    instance = (
+        DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+    )
+    runs: list[AssetRun] = []
+    for path in paths:
+        if on_start:
+            on_start(path)
+        key = asset_key(path)
+        result = materialize(
+            assets,
+            instance=instance,
+            resources=resources,
+            selection=[key],
+            raise_on_error=False,
+            tags={"pond/cli": "materialize"},
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+        run = AssetRun(path, result.success, result.run_id)
+        for event in result.get_asset_materialization_events():
+            materialization = event.step_materialization_data.materialization
+            run.metadata = {k: _plain(v) for k, v in materialization.metadata.items()}
+        for evaluation in result.get_asset_check_evaluations():
+            run.checks[evaluation.check_name] = evaluation.passed
+        if not result.success:
+            failures = result.get_step_failure_events()
+            data = failures[0].step_failure_data if failures else None
+            run.error = (
+                data.user_failure_data.description
+                if data and data.user_failure_data and data.user_failure_data.description
+                else (data.error.message.strip() if data and data.error else "run failed")
+            )
+        runs.append(run)
+        if on_done:
+            on_done(run)
+        if not run.success:
+            break
+    return runs
+
+
+def _plain(value: Any) -> Any:
+    return getattr(value, "value", value)

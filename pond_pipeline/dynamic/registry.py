@@ -4,12 +4,15 @@ validation of a node's config against its factory's model."""
 import json
 import os
 import re
+from datetime import timedelta
 from functools import cache
 from importlib.metadata import entry_points
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import ValidationError
 
+from pond_pipeline.durations import format_duration
 from pond_pipeline.errors import ConfigError, FactoryError
 from pond_pipeline.factory import Factory, FactoryConfig, FactoryInfo
 
@@ -46,7 +49,9 @@ def describe_all() -> list[FactoryInfo]:
     infos = []
     for name, factory in sorted(installed().items()):
         fields = {
-            field_name: _describe_field(info.annotation, info.is_required(), info.default)
+            info.alias or field_name: _describe_field(
+                info.annotation, info.is_required(), info.get_default(call_default_factory=True)
+            )
             for field_name, info in factory.Config.model_fields.items()
         }
         infos.append(FactoryInfo(name, factory.produces.short, factory.description, fields))
@@ -54,8 +59,29 @@ def describe_all() -> list[FactoryInfo]:
 
 
 def _describe_field(annotation: Any, required: bool, default: Any) -> str:
-    text = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+    text = type_text(annotation)
+    if isinstance(default, timedelta):
+        default = format_duration(default)
     return f"{text} (required)" if required else f"{text} = {default!r}"
+
+
+def type_text(annotation: Any) -> str:
+    """A field's type as a user reads it: ``'table' | 'series'``, ``duration | None``."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (Union, UnionType):
+        return " | ".join(type_text(a) for a in args)
+    if origin is Annotated:
+        return type_text(args[0])
+    if annotation is timedelta:
+        return "duration"
+    if annotation is type(None):
+        return "None"
+    if origin is not None:
+        inner = ", ".join(type_text(a) for a in args)
+        return f"{getattr(origin, '__name__', str(origin))}[{inner}]"
+    return getattr(annotation, "__name__", str(annotation))
 
 
 def expand_env(value: Any, *, subject: str) -> Any:

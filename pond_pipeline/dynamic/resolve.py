@@ -265,14 +265,14 @@ class Resolver:
             dataset = self._dynamic_dataset(node)
         else:
             records = self._select_versions(node, version)
+            schema = None
             if window is not None and node.entry_type is EntryType.SERIES:
+                # skip versions outside the window, keeping every column of the series
+                schema = self.schema(node)
                 records = [r for r in records if window.overlaps(r)]
                 if not records:
-                    schema = pa.unify_schemas(
-                        [self.reader.schema(r, node.path) for r in node.versions]
-                    )
                     return ds.dataset(schema.empty_table())
-            dataset = self.reader.dataset(records, node.path)
+            dataset = self.reader.dataset(records, node.path, schema)
         if window is not None:
             column = self.time_column(node)
             if column is None:

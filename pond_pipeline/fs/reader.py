@@ -46,13 +46,16 @@ class PayloadReader:
             return decode_schema(record.attributes["schema"])
         return pq.read_schema(_parquet_input(self.source(record, path)))
 
-    def dataset(self, records: Sequence[OplogRecord], path: str) -> ds.Dataset:
+    def dataset(
+        self, records: Sequence[OplogRecord], path: str, schema: pa.Schema | None = None
+    ) -> ds.Dataset:
         """One dataset over the versions' Parquet payloads, unioned by column name.
 
         Blobs stay files (so DuckDB's filters and projections reach their row groups);
         small inline versions join as one in-memory part; absent columns read as nulls.
         """
-        schema = pa.unify_schemas([self.schema(r, path) for r in records])
+        if schema is None:
+            schema = pa.unify_schemas([self.schema(r, path) for r in records])
         sources = [self.source(r, path) for r in records]
         on_disk = [str(s) for s in sources if isinstance(s, Path)]
         inline = [

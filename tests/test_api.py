@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -190,7 +189,7 @@ def test_a_time_window_skips_versions_outside_it(tmp_path: Path, sample) -> None
     """Version 1 is damaged; a window that excludes it never opens it."""
     pond = Pond.create(str(tmp_path / "blobby"), inline_threshold=100)
     for version in (1, 2, 3):
-        pond.write_table("/big.series", sample.readings(version, rows=5000), "series")
+        pond.write_table("/big.series", sample.readings(version, rows=24), "series")
     first = pond.node("/big.series").versions[0]
     assert first.blob is not None
     blob = pond.blobs.path(first.blob)
@@ -198,7 +197,7 @@ def test_a_time_window_skips_versions_outside_it(tmp_path: Path, sample) -> None
     blob.write_bytes(b"garbage")
     day2 = sample.base_time + timedelta(days=1)
     fresh = Pond.open(str(pond.location.root))
-    assert fresh.read_table("/big.series", time_start=day2).num_rows == 10_000
+    assert fresh.read_table("/big.series", time_start=day2).num_rows == 48
     with pytest.raises(CorruptionError) as caught:
         Pond.open(str(pond.location.root)).read_table("/big.series")
     assert caught.value.subject == "/big.series"
@@ -270,10 +269,15 @@ def test_log_lists_transactions_newest_first(sample_pond: Pond, sample) -> None:
 # -- transactions ------------------------------------------------------------------------------
 def test_a_failed_transaction_changes_nothing(sample_pond: Pond, sample) -> None:
     version, blobs = sample_pond.oplog.version(), blob_shas(sample_pond)
-    with pytest.raises(RuntimeError, match="changed my mind"), sample_pond.transaction("x") as tx:
-        tx.mkdir("/new")
-        tx.write_bytes("/new/big.bin", os.urandom(THRESHOLD * 2))
-        raise RuntimeError("changed my mind")
+
+    def change_then_fail() -> None:
+        with sample_pond.transaction("x") as tx:
+            tx.mkdir("/new")
+            tx.write_bytes("/new/big.bin", os.urandom(THRESHOLD * 2))
+            raise RuntimeError("changed my mind")
+
+    with pytest.raises(RuntimeError, match="changed my mind"):
+        change_then_fail()
     assert sample_pond.oplog.version() == version
     assert not sample_pond.resolver().exists("/new")
     # the blob written before the failure is the only trace, and gc removes it
@@ -401,9 +405,7 @@ def test_query_errors(sample_pond: Pond, sample) -> None:
 def test_query_timeout(sample_pond: Pond, sample) -> None:
     sample_pond.query_timeout = 0.3
     with pytest.raises(QueryError) as caught:
-        sample_pond.query(
-            "SELECT count(*) FROM source, range(100000000000)", source=sample.series
-        )
+        sample_pond.query("SELECT count(*) FROM source, range(100000000000)", source=sample.series)
     assert caught.value.reason == "interrupted after the 0.3s query timeout"
 
 
@@ -464,7 +466,8 @@ def test_two_processes_appending_lose_nothing(pond: Pond) -> None:
         for n in (1, 2)
     ]
     for writer in writers:  # both loaded, then both start at once
-        assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == "ready"
     for writer in writers:
         assert writer.stdin is not None
         writer.stdin.write("go\n")

@@ -34,6 +34,7 @@ from pond_pipeline.dynamic.resolve import (
     upstream_dynamic,
 )
 from pond_pipeline.errors import ConfigError, ConflictError, NotFoundError, PondError
+from pond_pipeline.factory import Factory, FactoryConfig
 from pond_pipeline.fs import paths
 from pond_pipeline.fs.nodes import ROOT_ID, encode_listing
 from pond_pipeline.fs.payloads import (
@@ -517,7 +518,23 @@ class PondTransaction:
         extra = dict(attributes or {})
         if refresh is not None:
             extra["refresh"] = normalize_refresh(refresh)
-        entry_type = factory.entry_type(typed)
+        record = self.tx.write_dynamic(
+            path,
+            factory.entry_type(typed),
+            factory.name,
+            registry.encode_config(config),
+            overwrite=overwrite,
+            parents=parents,
+            attributes=extra,
+        )
+        # checked with the node in place, so entries of a dynamic directory may read
+        # each other; any error aborts the transaction: nothing is written
+        self._check_sources(path, factory, typed)
+        self.check_cycles(path)
+        return record
+
+    def _check_sources(self, path: str, factory: Factory[Any], typed: FactoryConfig) -> None:
+        """Literal sources must exist; declared children are validated the same way."""
         for pattern in factory.sources(typed):
             normalized = paths.normalize(pattern)
             if not paths.is_glob(normalized) and not self._may_exist(normalized):
@@ -526,17 +543,14 @@ class PondTransaction:
                     subject=path,
                     hint="create the source first, or fix the path in the config",
                 )
-        record = self.tx.write_dynamic(
-            path,
-            entry_type,
-            factory.name,
-            registry.encode_config(config),
-            overwrite=overwrite,
-            parents=parents,
-            attributes=extra,
-        )
-        self.check_cycles(path)
-        return record
+        for spec in factory.declared_children(typed) or []:
+            child_path = paths.join(path, spec.name)
+            try:
+                child_factory = registry.get(spec.factory)
+            except ConfigError as exc:
+                raise ConfigError(exc.reason, subject=child_path, hint=exc.hint) from exc
+            child_typed = registry.validate(child_factory, spec.config, subject=child_path)
+            self._check_sources(child_path, child_factory, child_typed)
 
     def check_cycles(self, path: str) -> None:
         resolver = self.resolver()

@@ -17,7 +17,7 @@ model, the entry type it produces, the pond paths/globs it reads (``sources``), 
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeAlias, TypeVar
 
@@ -35,6 +35,8 @@ __all__ = [
     "HostFile",
     "Output",
     "PondModel",
+    "Previous",
+    "SourceVersion",
     "SqlRelation",
 ]
 
@@ -99,8 +101,22 @@ class FactoryContext(Protocol):
         """A series' timestamp column."""
         ...
 
-    def dataset(self, path: str) -> ds.Dataset:
-        """A table or series as Arrow (filters and projections reach its Parquet)."""
+    def dataset(
+        self, path: str, start: datetime | None = None, end: datetime | None = None
+    ) -> ds.Dataset:
+        """A table or series as Arrow (filters and projections reach its Parquet).
+
+        With ``start``/``end``, a series' rows in ``[start, end)``; versions whose
+        temporal range misses the window are not opened at all.
+        """
+        ...
+
+    def versions(self, path: str) -> list["SourceVersion"]:
+        """A static series' versions with their temporal ranges (empty for others)."""
+        ...
+
+    def record_metric(self, name: str, value: int | float | str) -> None:
+        """Report a figure of this production (e.g. ``rows_read``) to the materialization."""
         ...
 
     def read_bytes(self, path: str) -> bytes:
@@ -118,6 +134,25 @@ class FactoryContext(Protocol):
     def host_root(self) -> Path | None:
         """The folder relative host paths resolve against (``pond.yaml``'s), if any."""
         ...
+
+
+@dataclass(frozen=True)
+class SourceVersion:
+    """One version of a source series: its number and temporal range (µs since epoch)."""
+
+    version: int
+    min_event_time: int | None
+    max_event_time: int | None
+    rows: int | None
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What this node's last materialization wrote, for ``produce_incremental``."""
+
+    dataset: ds.Dataset
+    source_versions: dict[str, int]
+    """Source path → the latest version it had read (static series only)."""
 
 
 C = TypeVar("C", bound=FactoryConfig)
@@ -153,6 +188,18 @@ class Factory(Generic[C]):
 
     def produce(self, config: C, context: FactoryContext) -> Output:
         raise NotImplementedError
+
+    def declared_children(self, config: C) -> list[ChildSpec] | None:
+        """A directory whose children follow from its config alone (no reads) declares
+        them here, so validation, cycle checks and Dagster see each child."""
+        return None
+
+    def produce_incremental(
+        self, config: C, context: FactoryContext, previous: Previous
+    ) -> Output | None:
+        """The full new content, computed from ``previous`` plus what changed in the
+        sources since; ``None`` (the default) means produce from scratch."""
+        return None
 
 
 @dataclass

@@ -48,6 +48,8 @@ class Materialized:
     preview: pa.Table | None = None
     txn: int | None = None
     children: list["Materialized"] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """Figures the factory reported (e.g. ``rows_read`` of an incremental run)."""
 
     @property
     def written(self) -> int:
@@ -127,7 +129,11 @@ def _materialize(
         if not factory.lazy:
             return _import_host_files(tx, resolver, node, fingerprint)
         return _materialize_directory(tx, resolver, node, fingerprint, validate)
-    if resolver.materialized_record(node) is not None:
+    record = resolver.materialized_record(node)
+    if record is not None:
+        if validate is not None and node.entry_type.is_tabular:
+            # nothing to write, but the schema may have changed since: check what is there
+            validate(node.path, resolver.reader.dataset([record], node.path).to_table())
         return Materialized(
             node.path,
             fingerprint,
@@ -136,16 +142,31 @@ def _materialize(
         )
     payload, table = _produce_payload(resolver, node, validate)
     attributes = _kept_attributes(node) | payload.attributes | {"fingerprint": fingerprint}
-    record = tx.tx.write_dynamic(
-        node.path,
-        node.entry_type,
-        node.factory,
-        registry.encode_config(node.raw_config),
-        overwrite=True,
-        attributes=attributes,
-        payload=payload,
-    )
-    return _result(node.path, fingerprint, record, table)
+    parent_path, name = paths.parent_and_name(node.path)
+    parent = resolver.resolve(parent_path)
+    if parent.is_dynamic:  # an entry of a dynamic directory: written into its listing
+        assert parent.node_id is not None
+        record = tx.tx.write_child(
+            parent.node_id,
+            name,
+            node.entry_type,
+            path=node.path,
+            payload=payload,
+            factory=node.factory,
+            content=registry.encode_config(node.raw_config),
+            attributes=attributes,
+        )
+    else:
+        record = tx.tx.write_dynamic(
+            node.path,
+            node.entry_type,
+            node.factory,
+            registry.encode_config(node.raw_config),
+            overwrite=True,
+            attributes=attributes,
+            payload=payload,
+        )
+    return _result(node.path, fingerprint, record, table, resolver.metrics.get(node.path))
 
 
 def _materialize_directory(
@@ -186,9 +207,13 @@ def _materialize_directory(
             payload=payload,
             factory=child.factory,
             content=registry.encode_config(child.raw_config),
-            attributes={"fingerprint": child_fingerprint},
+            attributes=payload.attributes | {"fingerprint": child_fingerprint},
         )
-        result.children.append(_result(child.path, child_fingerprint, child_record, table))
+        result.children.append(
+            _result(
+                child.path, child_fingerprint, child_record, table, resolver.metrics.get(child.path)
+            )
+        )
     return result
 
 
@@ -236,7 +261,7 @@ def _import_host_files(
 def _produce_payload(
     resolver: Resolver, node: Node, validate: Validator | None
 ) -> tuple[Payload, pa.Table | None]:
-    entry = resolver.materialize(node)
+    entry = resolver.materialize(node, resolver.previous(node))
     if node.entry_type is EntryType.DATA:
         data = entry.read_bytes()
         return Payload(data, len(data), sha256_bytes(data)), None
@@ -252,6 +277,7 @@ def _produce_payload(
         time_column=time_column,
         subject=node.path,
     )
+    payload.attributes["source_versions"] = resolver.source_versions(node)
     return payload, table
 
 
@@ -263,7 +289,11 @@ def _kept_attributes(node: Node) -> dict[str, Any]:
 
 
 def _result(
-    path: str, fingerprint: str, record: OplogRecord, table: pa.Table | None
+    path: str,
+    fingerprint: str,
+    record: OplogRecord,
+    table: pa.Table | None,
+    metrics: dict[str, Any] | None = None,
 ) -> Materialized:
     schema = table.schema if table is not None else None
     return Materialized(
@@ -276,4 +306,5 @@ def _result(
         max_event_time=record.max_event_time,
         schema=schema,
         preview=table.slice(0, PREVIEW_ROWS) if table is not None else None,
+        metrics=dict(metrics or {}),
     )

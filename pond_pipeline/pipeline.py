@@ -83,9 +83,10 @@ def load(path: str | Path | None = None, *, pond: Pond | None = None) -> Pipelin
     nodes: dict[str, PipelineNode] = {}
     for key, spec in project.spec.nodes.items():
         node = _declared(project, key, spec)
-        if node.path in nodes:
-            raise project.error(f"duplicate node path {node.path!r}", "nodes", key)
-        nodes[node.path] = node
+        for member in [node, *_declared_children(project, key, node)]:
+            if member.path in nodes:
+                raise project.error(f"duplicate node path {member.path!r}", "nodes", key)
+            nodes[member.path] = member
     if pond is not None:
         for persisted in _persisted_nodes(pond):
             nodes.setdefault(persisted.path, persisted)
@@ -203,6 +204,43 @@ def _declared(project: pond_yaml.Project, key: str, spec: pond_yaml.NodeSpec) ->
         spec,
         spec.refresh,
     )
+
+
+def _declared_children(
+    project: pond_yaml.Project, key: str, parent: PipelineNode
+) -> list[PipelineNode]:
+    """The children a directory declares in its config (``dynamic_dir`` entries), each a
+    node of its own; they share the directory's refresh."""
+    found = []
+    for index, child in enumerate(parent.factory.declared_children(parent.config) or []):
+        path = paths.join(parent.path, child.name)
+        where = ("nodes", key, "config", "entries", str(index))
+        try:
+            factory = registry.get(child.factory)
+            typed = factory.Config.model_validate(registry.expand_env(child.config, subject=path))
+        except ValidationError as exc:
+            raise project.error(
+                f"entry {child.name!r}: invalid config for factory {child.factory!r}: "
+                f"{registry.describe_validation(exc)}",
+                *where,
+                "config",
+            ) from exc
+        except ConfigError as exc:
+            raise project.error(
+                f"entry {child.name!r}: {exc.reason}", *where, hint=exc.hint
+            ) from exc
+        node = PipelineNode(
+            path,
+            factory,
+            typed,
+            dict(child.config),
+            factory.entry_type(typed),
+            [paths.normalize(p) for p in factory.sources(typed)],
+            None,
+            parent.refresh,
+        )
+        found.extend([node, *_declared_children(project, key, node)])
+    return found
 
 
 def _persisted_nodes(pond: Pond) -> list[PipelineNode]:

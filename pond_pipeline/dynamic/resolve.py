@@ -23,7 +23,14 @@ import pyarrow.parquet as pq
 from pond_pipeline import cache as cache_module
 from pond_pipeline.dynamic import registry
 from pond_pipeline.errors import ConfigError, ConflictError, FactoryError, NotFoundError, PondError
-from pond_pipeline.factory import ChildSpec, Factory, FactoryConfig, SqlRelation
+from pond_pipeline.factory import (
+    ChildSpec,
+    Factory,
+    FactoryConfig,
+    Previous,
+    SourceVersion,
+    SqlRelation,
+)
 from pond_pipeline.fs import paths
 from pond_pipeline.fs.payloads import first_timestamp_column
 from pond_pipeline.fs.reader import PayloadReader
@@ -106,6 +113,8 @@ class Resolver:
         self._fingerprints: dict[str, str] = {}
         self._configs: dict[str, tuple[Factory[Any], FactoryConfig]] = {}
         self._children: dict[str, dict[str, Node]] = {}
+        self.metrics: dict[str, dict[str, int | float | str]] = {}
+        """Figures factories reported while producing, by node path."""
 
     # -- naming ------------------------------------------------------------------------
     def resolve(self, path: str, *, follow: bool = True) -> Node:
@@ -143,7 +152,17 @@ class Resolver:
             listing = self._produce(node)
             if not isinstance(listing, list):
                 raise self._failure(node, "a directory factory must list child nodes")
-            self._children[node.path] = {spec.name: self._transient(node, spec) for spec in listing}
+            persisted = self.view.listing(node.node_id) if node.node_id else {}
+            children = {}
+            for spec in listing:
+                entry = persisted.get(spec.name)
+                child = self._transient(node, spec)
+                if entry is not None:
+                    stored = self._persisted(child.path, entry.node_id)
+                    if stored.factory == spec.factory and stored.raw_config == spec.config:
+                        child = stored  # same node, with the versions materializations wrote
+                children[spec.name] = child
+            self._children[node.path] = children
         return self._children[node.path]
 
     def glob(self, pattern: str) -> list[Node]:
@@ -315,14 +334,19 @@ class Resolver:
             for temp in temp_files:
                 temp.unlink(missing_ok=True)
 
-    def materialize(self, node: Node) -> "cache_module.CacheEntry":
-        """The node's produced content, from the cache or freshly produced into it."""
+    def materialize(
+        self, node: Node, previous: Previous | None = None
+    ) -> "cache_module.CacheEntry":
+        """The node's produced content, from the cache or freshly produced into it;
+        with ``previous``, an incremental factory updates its last output instead."""
         factory, config = self.factory_of(node)
         key = self.fingerprint(node)
         entry = self.cache.lookup(key, factory.ttl(config))
         if entry is not None:
             return entry
-        output = self._produce(node)
+        output = self._produce(node, previous) if previous is not None else None
+        if output is None:
+            output = self._produce(node)
         meta = {"factory": factory.name, "path": node.path}
         if isinstance(output, bytes):
             if node.entry_type is not EntryType.DATA:
@@ -337,6 +361,30 @@ class Resolver:
                     key, session.stream(f"SELECT * FROM {quote(name)}"), meta
                 )
         return self.cache.store_table(key, output, meta)
+
+    def source_versions(self, node: Node) -> dict[str, int]:
+        """The latest version of every static series the node's sources match now."""
+        found = {}
+        for pattern in self.source_patterns(node):
+            for source in self.glob(pattern):
+                if (
+                    not source.is_dynamic
+                    and source.entry_type is EntryType.SERIES
+                    and source.latest
+                ):
+                    found[source.path] = source.latest.version
+        return found
+
+    def previous(self, node: Node) -> Previous | None:
+        """What the node's last materialization wrote, when it recorded its sources."""
+        latest = node.latest
+        if latest is None or not latest.blob or "source_versions" not in latest.attributes:
+            return None
+        if not node.entry_type.is_tabular:
+            return None
+        return Previous(
+            self.reader.dataset([latest], node.path), dict(latest.attributes["source_versions"])
+        )
 
     def materialized_record(self, node: Node) -> OplogRecord | None:
         """A version written by a materialization whose sources are still current.
@@ -435,11 +483,13 @@ class Resolver:
         """Run the node's factory (errors name the node, the factory and the cause)."""
         return self._produce(node)
 
-    def _produce(self, node: Node) -> Any:
+    def _produce(self, node: Node, previous: Previous | None = None) -> Any:
         factory, config = self.factory_of(node)
         self.fingerprint(node)  # cycles surface before any work
         context = ResolverContext(self, node)
         try:
+            if previous is not None:
+                return factory.produce_incremental(config, context, previous)
             return factory.produce(config, context)
         except PondError as exc:
             raise self._failure(node, exc.message) from exc
@@ -514,8 +564,23 @@ class ResolverContext:
     def time_column(self, path: str) -> str | None:
         return self._resolver.time_column(self._get(path))
 
-    def dataset(self, path: str) -> ds.Dataset:
-        return self._resolver.dataset(self._get(path))
+    def dataset(
+        self, path: str, start: datetime | None = None, end: datetime | None = None
+    ) -> ds.Dataset:
+        window = TimeRange(start, end) if start is not None or end is not None else None
+        return self._resolver.dataset(self._get(path), window=window)
+
+    def versions(self, path: str) -> list[SourceVersion]:
+        node = self._get(path)
+        if node.is_dynamic or node.entry_type is not EntryType.SERIES:
+            return []
+        return [
+            SourceVersion(r.version, r.min_event_time, r.max_event_time, r.attributes.get("rows"))
+            for r in node.versions
+        ]
+
+    def record_metric(self, name: str, value: int | float | str) -> None:
+        self._resolver.metrics.setdefault(self._node.path, {})[name] = value
 
     def read_bytes(self, path: str) -> bytes:
         return self._resolver.read_bytes(self._get(path))
@@ -577,12 +642,17 @@ def _scratch_path(folder: Path, suffix: str) -> Path:
 
 
 def dynamic_paths(resolver: Resolver, root: str = "/") -> list[Node]:
-    """Every persisted dynamic node below ``root`` (dynamic directories not expanded)."""
+    """Every persisted dynamic node below ``root``, and the children dynamic directories
+    declare in their config (``dynamic_dir`` entries); other listings are not produced."""
     found: list[Node] = []
 
     def visit(node: Node) -> None:
         if node.is_dynamic:
             found.append(node)
+            factory, config = resolver.factory_of(node)
+            if factory.declared_children(config) is not None:
+                for child in resolver.children(node).values():
+                    visit(child)
             return
         if node.entry_type is EntryType.DIRECTORY:
             for child in resolver.children(node).values():

@@ -165,6 +165,8 @@ def result_metadata(result: Materialized) -> dict[str, Any]:
         )
     if result.preview is not None:
         metadata["pond/preview"] = MetadataValue.md(markdown_rows(result.preview))
+    for name, value in result.metrics.items():
+        metadata[f"pond/{name}"] = value
     if result.children:
         metadata["pond/children"] = MetadataValue.json(
             [

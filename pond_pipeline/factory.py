@@ -115,6 +115,11 @@ class FactoryContext(Protocol):
         """A static series' versions with their temporal ranges (empty for others)."""
         ...
 
+    def config_of(self, path: str) -> tuple[str, dict[str, Any]]:
+        """A dynamic node's factory name and (env-expanded) config, e.g. to apply the rules
+        of a ``column_rename`` node named in a ``transforms:`` list."""
+        ...
+
     def record_metric(self, name: str, value: int | float | str) -> None:
         """Report a figure of this production (e.g. ``rows_read``) to the materialization."""
         ...

@@ -579,6 +579,12 @@ class ResolverContext:
             for r in node.versions
         ]
 
+    def config_of(self, path: str) -> tuple[str, dict[str, Any]]:
+        node = self._get(path)
+        if not node.is_dynamic:
+            raise ConfigError("is a static file, not a dynamic node", subject=node.path)
+        return node.factory, registry.expand_env(node.raw_config, subject=node.path)
+
     def record_metric(self, name: str, value: int | float | str) -> None:
         self._resolver.metrics.setdefault(self._node.path, {})[name] = value
 

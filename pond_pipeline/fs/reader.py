@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pond_pipeline.errors import CorruptionError
@@ -53,11 +55,13 @@ class PayloadReader:
 
         Blobs stay files (so DuckDB's filters and projections reach their row groups);
         small inline versions join as one in-memory part; absent columns read as nulls.
+        A series version's file carries its oplog time range, so a filter on the time
+        column skips the versions outside it without opening them.
         """
         if schema is None:
             schema = pa.unify_schemas([self.schema(r, path) for r in records])
         sources = [self.source(r, path) for r in records]
-        on_disk = [str(s) for s in sources if isinstance(s, Path)]
+        on_disk = [(r, s) for r, s in zip(records, sources, strict=True) if isinstance(s, Path)]
         inline = [
             conform_table(pq.read_table(pa.BufferReader(s)), schema)
             for s in sources
@@ -65,7 +69,7 @@ class PayloadReader:
         ]
         parts: list[ds.Dataset] = []
         if on_disk:
-            parts.append(ds.dataset(on_disk, schema=schema, format="parquet"))
+            parts.append(_files_dataset(on_disk, schema))
         if inline or not parts:
             parts.append(ds.dataset(pa.concat_tables(inline) if inline else schema.empty_table()))
         return parts[0] if len(parts) == 1 else ds.dataset(parts)
@@ -81,6 +85,37 @@ class PayloadReader:
         if sha256_file(blob_path) != record.blob:
             raise _corrupt(path, record, f"its blob {record.blob} is damaged (sha256 differs)")
         self._verified.add(key)
+
+
+def _files_dataset(files: Sequence[tuple[OplogRecord, Path]], schema: pa.Schema) -> ds.Dataset:
+    file_format = ds.ParquetFileFormat()
+    filesystem = pafs.LocalFileSystem()
+    fragments = [
+        file_format.make_fragment(
+            str(blob), filesystem=filesystem, partition_expression=_time_range(record, schema)
+        )
+        for record, blob in files
+    ]
+    return ds.FileSystemDataset(fragments, schema, file_format, filesystem)
+
+
+def _time_range(record: OplogRecord, schema: pa.Schema) -> ds.Expression:
+    """What a series version's oplog min/max event times guarantee about its rows.
+
+    Stated for microsecond timestamps only (the oplog keeps µs, so other units would
+    round); nulls are allowed, so an ``IS NULL`` filter still reads every version.
+    """
+    column = record.attributes.get("time_column")
+    low, high = record.min_event_time, record.max_event_time
+    if not isinstance(column, str) or low is None or high is None or column not in schema.names:
+        return pc.scalar(True)
+    column_type = schema.field(column).type
+    if not (pa.types.is_timestamp(column_type) and column_type.unit == "us"):
+        return pc.scalar(True)
+    field = pc.field(column)
+    return ((field >= pa.scalar(low, column_type)) | field.is_null()) & (
+        (field <= pa.scalar(high, column_type)) | field.is_null()
+    )
 
 
 def _parquet_input(source: Path | bytes) -> pa.NativeFile | str:

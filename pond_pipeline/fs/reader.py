@@ -4,6 +4,7 @@ Every payload is checked against its sha256 the first time this process reads it
 a damaged blob is reported (naming node and version), never served.
 """
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,11 +25,15 @@ class PayloadReader:
         self.oplog = oplog
         self.blobs = blobs
         self._verified: set[tuple[str, int, int]] = set()
+        self._schemas: dict[str, pa.Schema] = {}
+        self._blob_paths: dict[str, Path] = {}
 
     def source(self, record: OplogRecord, path: str) -> Path | bytes:
         """A blob's file path (checked once per process) or the inline bytes (checked)."""
         if record.blob:
-            blob_path = self.blobs.path(record.blob)
+            blob_path = self._blob_paths.get(record.blob)
+            if blob_path is None:
+                blob_path = self._blob_paths[record.blob] = self.blobs.path(record.blob)
             self._verify_file(blob_path, record, path)
             return blob_path
         content = record.content
@@ -45,7 +50,10 @@ class PayloadReader:
 
     def schema(self, record: OplogRecord, path: str) -> pa.Schema:
         if "schema" in record.attributes:
-            return decode_schema(record.attributes["schema"])
+            text = record.attributes["schema"]
+            if text not in self._schemas:
+                self._schemas[text] = decode_schema(text)
+            return self._schemas[text]
         return pq.read_schema(_parquet_input(self.source(record, path)))
 
     def dataset(
@@ -90,28 +98,36 @@ class PayloadReader:
 def _files_dataset(files: Sequence[tuple[OplogRecord, Path]], schema: pa.Schema) -> ds.Dataset:
     file_format = ds.ParquetFileFormat()
     filesystem = pafs.LocalFileSystem()
+    # A µs timestamp column's time zone, per column name (other types get no guarantee:
+    # the oplog keeps µs, so other units would round).
+    zones = {
+        f.name: f.type.tz for f in schema if pa.types.is_timestamp(f.type) and f.type.unit == "us"
+    }
     fragments = [
         file_format.make_fragment(
-            str(blob), filesystem=filesystem, partition_expression=_time_range(record, schema)
+            str(blob), filesystem=filesystem, partition_expression=_time_range(record, zones)
         )
         for record, blob in files
     ]
     return ds.FileSystemDataset(fragments, schema, file_format, filesystem)
 
 
-def _time_range(record: OplogRecord, schema: pa.Schema) -> ds.Expression:
-    """What a series version's oplog min/max event times guarantee about its rows.
-
-    Stated for microsecond timestamps only (the oplog keeps µs, so other units would
-    round); nulls are allowed, so an ``IS NULL`` filter still reads every version.
-    """
+def _time_range(record: OplogRecord, zones: dict[str, str | None]) -> ds.Expression:
+    """What a series version's oplog min/max event times guarantee about its rows."""
     column = record.attributes.get("time_column")
     low, high = record.min_event_time, record.max_event_time
-    if not isinstance(column, str) or low is None or high is None or column not in schema.names:
-        return pc.scalar(True)
-    column_type = schema.field(column).type
-    if not (pa.types.is_timestamp(column_type) and column_type.unit == "us"):
-        return pc.scalar(True)
+    if not isinstance(column, str) or column not in zones or low is None or high is None:
+        return _ANY
+    return _range_expression(column, zones[column], low, high)
+
+
+_ANY = pc.scalar(True)
+
+
+@functools.lru_cache(maxsize=65536)
+def _range_expression(column: str, zone: str | None, low: int, high: int) -> ds.Expression:
+    """``low <= column <= high``, nulls allowed (so ``IS NULL`` still reads the file)."""
+    column_type = pa.timestamp("us", tz=zone)
     field = pc.field(column)
     return ((field >= pa.scalar(low, column_type)) | field.is_null()) & (
         (field <= pa.scalar(high, column_type)) | field.is_null()

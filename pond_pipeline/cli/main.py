@@ -14,6 +14,8 @@ from typing import Any, NoReturn
 
 import click
 import yaml
+from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pond_pipeline.api import Pond
@@ -225,6 +227,7 @@ class _progress:  # noqa: N801 - used as a context manager
             BarColumn(),
             TextColumn("{task.percentage:>3.0f}%"),
             TimeRemainingColumn(),
+            console=Console(stderr=True),  # stdout stays for data
             transient=True,
         )
         self.bar.start()
@@ -340,22 +343,23 @@ def describe(ctx: click.Context, path: str, fmt: str, at: int | None) -> None:
         output.print_json(info)
         return
     con = output.console()
-    con.print(f"[bold]{info['path']}[/bold]  {info['type']}")
+    con.print(f"[bold]{escape(info['path'])}[/bold]  {info['type']}")
     if info["factory"] != "tlogfs":
-        con.print(f"factory: {info['factory']}")
+        con.print(f"factory: {info['factory']}", markup=False)
         con.print(
             "config:\n  "
-            + yaml.safe_dump(info["config"], sort_keys=False).rstrip().replace("\n", "\n  ")
+            + yaml.safe_dump(info["config"], sort_keys=False).rstrip().replace("\n", "\n  "),
+            markup=False,
         )
         if info.get("refresh"):
-            con.print(f"refresh: {info['refresh']}")
+            con.print(f"refresh: {info['refresh']}", markup=False)
     if "target" in info:
-        con.print(f"target: {info['target']}")
+        con.print(f"target: {info['target']}", markup=False)
     if "schema" in info:
         con.print("schema:")
         for column in info["schema"]:
             marker = "  (time column)" if column["name"] == info.get("time_column") else ""
-            con.print(f"  {column['name']}: {column['type']}{marker}")
+            con.print(f"  {column['name']}: {column['type']}{marker}", markup=False)
     if info["versions"]:
         con.print("versions:")
         output.print_records(

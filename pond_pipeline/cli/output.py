@@ -12,6 +12,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 FORMATS = ("table", "csv", "json", "parquet")
 
@@ -53,9 +54,9 @@ def print_arrow(table: pa.Table) -> None:
     view = Table(show_edge=False, header_style="bold", pad_edge=False)
     for field in table.schema:
         numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type)
-        view.add_column(field.name, justify="right" if numeric else "left")
+        view.add_column(Text(field.name), justify="right" if numeric else "left")
     for row in table.to_pylist():
-        view.add_row(*(render(value) for value in row.values()))
+        view.add_row(*(Text(render(value)) for value in row.values()))  # data, not markup
     console().print(view)
     console().print(f"[dim]{table.num_rows} row{'s' if table.num_rows != 1 else ''}[/dim]")
 
@@ -65,7 +66,7 @@ def print_records(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Non
     for column in columns:
         view.add_column(column)
     for row in rows:
-        view.add_row(*(render(row.get(column)) for column in columns))
+        view.add_row(*(Text(render(row.get(column))) for column in columns))
     console().print(view)
 
 

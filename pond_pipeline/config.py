@@ -187,10 +187,12 @@ def load(path: Path) -> Project:
     except ValidationError as exc:
         first = exc.errors()[0]
         keys = tuple(str(p) for p in first["loc"])
-        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        message = str(first["msg"]).removeprefix("Value error, ")
         if first["type"] == "missing":
             message = "required key missing"
-        raise project.error(message, *keys, hint=_hint(keys)) from exc
+        if first["type"] != "extra_forbidden":
+            raise project.error(message, *keys) from exc
+        raise project.error("unknown key", *keys, hint=_hint(keys)) from exc
     for key in spec.nodes:
         if not key.startswith("/"):
             raise project.error(

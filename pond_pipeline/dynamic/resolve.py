@@ -303,6 +303,9 @@ class Resolver:
         if node.entry_type is not EntryType.DATA:
             raise ConflictError(f"is a {node.entry_type.short}, not a data file", subject=node.path)
         if node.is_dynamic:
+            record = self.materialized_record(node)
+            if record is not None:  # materialized and its sources unchanged: static speed
+                return self.reader.read_bytes(record, node.path)
             return self.materialize(node).read_bytes()
         return self.reader.read_bytes(self._select_versions(node, version)[-1], node.path)
 

@@ -244,7 +244,11 @@ class Transaction(TreeView):
         (a static directory's in ``content``, a dynamic one's in its attributes)."""
         records = list(self.records)
         for node_id, listing in self._listings.items():
-            pending = next((i for i, r in enumerate(records) if r.node_id == node_id), None)
+            # the node's last pending version carries the listing (a node created and
+            # then materialized in one transaction has two)
+            pending = next(
+                (i for i in reversed(range(len(records))) if records[i].node_id == node_id), None
+            )
             base = records[pending] if pending is not None else self.snapshot.latest(node_id)
             if base is None:
                 continue

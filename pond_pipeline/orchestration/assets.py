@@ -101,7 +101,7 @@ def build_node_asset(node: PipelineNode, deps: Sequence[AssetKey]) -> AssetsDefi
             result = materialize(
                 opened,
                 node.path,
-                run_id=context.run_id,
+                run_id=context.run.run_id,
                 validate=validator,
                 declared=node.declaration if node.spec else None,
             )

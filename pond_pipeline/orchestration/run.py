@@ -9,7 +9,7 @@ from dagster import AssetsDefinition, AssetSpec, DagsterInstance, materialize
 
 from pond_pipeline import pipeline as pipelines
 from pond_pipeline.orchestration.assets import asset_key
-from pond_pipeline.orchestration.definitions import build_definitions
+from pond_pipeline.orchestration.build import build_definitions
 
 
 @dataclass
@@ -59,7 +59,9 @@ def run_assets(
             selection=[key],
             raise_on_error=False,
             tags={"pond/cli": "materialize"},
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            # the caller reports each outcome; Dagster's console would repeat failures as
+            # stack traces
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         )
         run = AssetRun(path, result.success, result.run_id)
         for event in result.get_asset_materialization_events():
@@ -70,17 +72,28 @@ def run_assets(
         if not result.success:
             failures = result.get_step_failure_events()
             data = failures[0].step_failure_data if failures else None
-            run.error = (
+            error = (
                 data.user_failure_data.description
                 if data and data.user_failure_data and data.user_failure_data.description
-                else (data.error.message.strip() if data and data.error else "run failed")
+                else (_error_text(data.error) if data and data.error else "run failed")
             )
+            run.error = error.removeprefix(f"{path}: ")  # the CLI names the node itself
         runs.append(run)
         if on_done:
             on_done(run)
         if not run.success:
             break
     return runs
+
+
+def _error_text(error: Any) -> str:
+    """The innermost cause's message (a pond error without its module and class name),
+    not Dagster's "Error occurred while executing op" wrapper."""
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    text = str(error.message).strip()
+    name, _, rest = text.partition(": ")
+    return rest if name.startswith("pond_pipeline.errors.") and rest else text
 
 
 def _plain(value: Any) -> Any:

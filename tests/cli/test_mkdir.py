@@ -86,3 +86,15 @@ def test_a_dangling_link_reads_as_not_found(run, pond, error) -> None:
     result = run("cat", "/dangling")
     assert result.exit_code == 1
     assert error(result) == "/nowhere: no such file or directory"
+
+
+def test_relative_paths_start_at_the_root(run, pond, pond_state, error) -> None:
+    assert run("mkdir", "a").exit_code == 0
+    assert run("mkdir", "a/./b/../c").exit_code == 0
+    assert [i.path for i in pond.list_nodes()] == ["/a", "/a/c"]
+    before = pond_state()
+    for escaping in ("..", "../a", "a/../../b", "/a/c/../../../d"):
+        result = run("mkdir", "-p", escaping)
+        assert result.exit_code == 2
+        assert error(result) == f"{escaping}: path escapes the pond's root; remove the extra '..'"
+    assert pond_state() == before

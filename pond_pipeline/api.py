@@ -435,14 +435,14 @@ class PondTransaction:
         parents: bool = False,
     ) -> OplogRecord:
         """A table (new version replaces) or series (new version appends) from Arrow."""
-        scratch = self.pond.blobs.scratch_file(".parquet")
-        pq.write_table(table, scratch, compression="zstd")
         kind = EntryType.from_short(entry_type)
         existing = self._existing(path)
+        scratch = self.pond.blobs.scratch_file(".parquet")
+        pq.write_table(table, scratch, compression="zstd")
         payload = self._parquet_payload(
             scratch, kind, existing, time_column, owned=True, subject=path
         )
-        return self.tx.write_file(path, kind, payload, parents=parents)
+        return self._write_payload(path, kind, payload, parents=parents)
 
     def copy(
         self,
@@ -471,7 +471,7 @@ class PondTransaction:
         payload = self.host_payload(
             source, kind, existing, time_column=time_column, on_progress=on_progress
         )
-        return self.tx.write_file(dest, kind, payload, parents=parents)
+        return self._write_payload(dest, kind, payload, parents=parents)
 
     def host_payload(
         self,
@@ -565,6 +565,17 @@ class PondTransaction:
             )
 
     # -- internals --------------------------------------------------------------------------
+    def _write_payload(
+        self, path: str, kind: EntryType, payload: Payload, *, parents: bool
+    ) -> OplogRecord:
+        """``write_file``; when it refuses (type clash, missing parent), no scratch file stays."""
+        try:
+            return self.tx.write_file(path, kind, payload, parents=parents)
+        except BaseException:
+            if payload.owned and isinstance(payload.source, Path):
+                payload.source.unlink(missing_ok=True)
+            raise
+
     def _may_exist(self, path: str) -> bool:
         """It exists, or lies in a dynamic directory that may produce it later."""
         resolver = self.resolver()

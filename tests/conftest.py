@@ -137,6 +137,8 @@ class PondState:
     transactions: int
     nodes: tuple[tuple[str, str, int, int | None], ...]
     blobs: tuple[str, ...]
+    scratch: tuple[str, ...]
+    """Temporary files of writers (``tmp/``): a refused write leaves none behind."""
 
 
 @pytest.fixture
@@ -150,6 +152,7 @@ def pond_state(pond_path: Path) -> Callable[[], PondState]:
             len(opened.log()),
             tuple((i.path, i.entry_type.value, i.versions, i.size) for i in opened.list_nodes()),
             tuple(opened.blobs.all_shas()),
+            tuple(sorted(p.name for p in opened.location.scratch.glob("*"))),
         )
 
     return capture

@@ -483,3 +483,14 @@ def test_two_processes_appending_lose_nothing(pond: Pond) -> None:
     log = reopened.log()
     assert [t.txn_seq for t in log] == list(range(101, 0, -1))
     assert reopened.verify().ok
+
+
+def test_a_refused_write_leaves_no_scratch_file(sample_pond: Pond, sample) -> None:
+    version = sample_pond.oplog.version()
+    with pytest.raises(ConflictError) as caught:
+        sample_pond.write_table(sample.table, sample.readings(1), "series")
+    assert caught.value.reason == "exists as a table, cannot write a series over it"
+    with pytest.raises(NotFoundError):
+        sample_pond.write_table("/missing/t.table", sample.stations())
+    assert sample_pond.oplog.version() == version
+    assert list(sample_pond.location.scratch.glob("*")) == []

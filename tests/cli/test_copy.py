@@ -204,6 +204,14 @@ def test_a_series_without_a_timestamp(run, pond, host_file, pond_state, error) -
 
 def test_copy_onto_another_type(run, sample_pond, sample, host_file, pond_state, error) -> None:
     before = pond_state()
+    csv = host_file("t.csv", "ts,v\n2024-01-01T00:00:00,1\n")
+    result = run("copy", str(csv), sample.table, "--type", "series")
+    assert result.exit_code == 1
+    assert error(result) == (
+        f"{sample.table}: exists as a table, cannot write a series over it; "
+        "remove it first or write to another path"
+    )
+    assert pond_state() == before  # and its converted Parquet is not left in tmp/
     result = run("copy", str(host_file("n.txt", "x")), sample.table)
     assert result.exit_code == 2
     assert error(result) == (
@@ -249,3 +257,11 @@ def test_copy_bad_destinations(run, sample_pond, sample, host_file, pond_state, 
 def test_copy_with_parents(run, pond, host_file) -> None:
     assert run("copy", "-p", str(host_file("x.txt", "x")), "/a/b/x.txt").exit_code == 0
     assert pond.read_bytes("/a/b/x.txt") == b"x"
+
+
+def test_a_refused_csv_import_leaves_no_scratch(run, pond, host_file, pond_state, error) -> None:
+    before = pond_state()
+    result = run("copy", str(host_file("a.csv", CSV)), "/missing/a.table")
+    assert result.exit_code == 1
+    assert error(result).startswith("/missing: parent directory does not exist")
+    assert pond_state() == before

@@ -494,3 +494,19 @@ def test_a_refused_write_leaves_no_scratch_file(sample_pond: Pond, sample) -> No
         sample_pond.write_table("/missing/t.table", sample.stations())
     assert sample_pond.oplog.version() == version
     assert list(sample_pond.location.scratch.glob("*")) == []
+
+
+def test_verify_finds_a_listing_entry_without_a_node(pond: Pond) -> None:
+    from dataclasses import replace
+
+    from pond_pipeline.fs.nodes import ROOT_ID, ListingEntry, encode_listing
+    from pond_pipeline.store.oplog import TransactionInfo
+
+    root = pond.snapshot().latest(ROOT_ID)
+    assert root is not None
+    ghost = {"ghost": ListingEntry("no-such-node", EntryType.DATA)}
+    broken = replace(root, version=2, txn_seq=2, content=encode_listing(ghost), size=1)
+    info = TransactionInfo(2, root.timestamp, "tamper", ["/ghost"])
+    pond.oplog.append([broken], expected_version=pond.oplog.version(), info=info)
+    report = Pond.open(str(pond.location.root)).verify()
+    assert report.problems == ["/ghost: listed but has no versions"]

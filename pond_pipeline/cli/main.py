@@ -369,7 +369,7 @@ def describe(ctx: click.Context, path: str, fmt: str, at: int | None) -> None:
 
 
 @cli.command()
-@click.option("--limit", type=int, help="Only the newest N transactions.")
+@click.option("--limit", type=click.IntRange(min=0), help="Only the newest N transactions.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.pass_context
 def log(ctx: click.Context, limit: int | None, fmt: str) -> None:

@@ -295,6 +295,8 @@ class Oplog:
         """Pond transactions, newest first (compaction commits are not transactions)."""
         found: list[TransactionInfo] = []
         for commit in self._table().history():
+            if limit is not None and len(found) >= limit:
+                break
             if "pond.txn" not in commit:
                 continue
             found.append(
@@ -306,8 +308,6 @@ class Oplog:
                     run_id=commit.get("pond.run_id"),
                 )
             )
-            if limit is not None and len(found) >= limit:
-                break
         return sorted(found, key=lambda t: -t.txn_seq)
 
     def _files(self, table: DeltaTable) -> pa.Table:

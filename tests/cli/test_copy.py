@@ -265,3 +265,28 @@ def test_a_refused_csv_import_leaves_no_scratch(run, pond, host_file, pond_state
     assert result.exit_code == 1
     assert error(result).startswith("/missing: parent directory does not exist")
     assert pond_state() == before
+
+
+def test_a_csv_series_reads_by_time_window(run, pond, host_file) -> None:
+    rows = "".join(f"2024-01-01T{h:02d}:00:00,{h}\n" for h in range(6))
+    assert (
+        run(
+            "copy", str(host_file("h.csv", "ts,v\n" + rows)), "/h.series", "--type", "series"
+        ).exit_code
+        == 0
+    )
+    result = run(
+        "cat",
+        "/h.series",
+        "--time-start",
+        "2024-01-01T02:00:00",
+        "--time-end",
+        "2024-01-01T05:00:00+01:00",
+        "--format",
+        "csv",
+    )
+    assert result.stdout.splitlines() == [
+        '"ts","v"',
+        "2024-01-01 02:00:00.000000,2",
+        "2024-01-01 03:00:00.000000,3",
+    ]

@@ -35,6 +35,10 @@ def test_log_records_cli_commands(run, pond, host_file) -> None:
 def test_log_limit(run, sample_pond) -> None:
     log = json.loads(run("log", "--limit", "2", "--format", "json").stdout)
     assert [t["txn"] for t in log] == [4, 3]
+    assert json.loads(run("log", "--limit", "0", "--format", "json").stdout) == []
+    negative = run("log", "--limit", "-1")
+    assert negative.exit_code == 2
+    assert "Invalid value for '--limit': -1 is not in the range x>=0" in negative.stderr
 
 
 def test_log_as_text(run, sample_pond, sample) -> None:

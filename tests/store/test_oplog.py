@@ -109,6 +109,7 @@ def test_each_append_is_one_commit_with_its_metadata(tmp_path: Path) -> None:
         (1, "one", ["/a"]),
     ]
     assert [t.txn_seq for t in oplog.transactions(limit=1)] == [2]
+    assert oplog.transactions(limit=0) == []
     _, found = oplog.read()
     assert {txn: len(rs) for txn, rs in records_by_txn(found).items()} == {1: 2, 2: 1}
 

@@ -8,7 +8,7 @@ from pond_pipeline.errors import ConfigError
 from pond_pipeline.fs import paths
 
 names = st.text(
-    st.characters(blacklist_characters="/\x00*?[", blacklist_categories=("Cs",)),
+    st.characters(blacklist_characters="/*?[", blacklist_categories=("Cs", "Cc")),
     min_size=1,
     max_size=12,
 ).filter(lambda n: n not in (".", ".."))

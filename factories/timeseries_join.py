@@ -106,6 +106,8 @@ class Member:
     time_type: pa.DataType
     columns: dict[str, str | None] = field(default_factory=dict)
     """Output column → the member's column holding it (None: no such column, all null)."""
+    null_types: dict[str, pa.DataType] = field(default_factory=dict)
+    """The type of each all-null output column (None in ``columns``)."""
     types: dict[str, pa.DataType] = field(default_factory=dict)
     """The member's columns (after its transforms) and their types."""
     condition: str | None = None
@@ -152,7 +154,10 @@ def join_on_time(members: Sequence[Member], time_column: str) -> SqlRelation:
     for rank, member in enumerate(members):
         items = [f"{rank} AS {RANK}", time]
         for name, column in member.columns.items():
-            value = quote_identifier(column) if column is not None else _typed_null(owners[name][1])
+            if column is None:
+                value = _typed_null(member.null_types.get(name, pa.null()))
+            else:
+                value = quote_identifier(column)
             items.append(f"{value} AS {quote_identifier(name)}")
         where = f"{time} IS NOT NULL" + (f" AND {member.condition}" if member.condition else "")
         parts.append(f"SELECT {', '.join(items)} FROM {member.source} WHERE {where}")
@@ -181,23 +186,19 @@ def _check_time_types(members: Sequence[Member], time_column: str) -> None:
             )
 
 
-def _check_clashes(members: Sequence[Member]) -> dict[str, tuple[Member, pa.DataType]]:
-    """Each output column → the first member with it, and its type; a column two groups
-    would both give is an error naming both inputs."""
-    owners: dict[str, tuple[Member, pa.DataType]] = {}
+def _check_clashes(members: Sequence[Member]) -> dict[str, Member]:
+    """Each output column → the first member with it; a column two groups would both
+    give is an error naming both inputs."""
+    owners: dict[str, Member] = {}
     for member in members:
-        for name, column in member.columns.items():
-            owner = owners.get(name)
-            if owner is not None and owner[0].group != member.group:
+        for name in member.columns:
+            owner = owners.setdefault(name, member)
+            if owner.group != member.group:
                 raise ConfigError(
-                    f"column {name!r} would come from both {owner[0].label} ({owner[0].path}) "
+                    f"column {name!r} would come from both {owner.label} ({owner.path}) "
                     f"and {member.label} ({member.path})",
                     hint="give the inputs a scope, or rename the column with a transform",
                 )
-            if column is not None and (owner is None or owner[0].columns[name] is None):
-                owners[name] = (member, member.types[column])
-            elif owner is None:
-                owners[name] = (member, pa.null())
     return owners
 
 

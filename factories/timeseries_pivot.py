@@ -1,0 +1,174 @@
+"""``timeseries_pivot``: the same columns of many series, side by side on one time axis.
+
+    factory: timeseries_pivot
+    config:
+      pattern: /sites/*/weather.series     # every series it matches is one input
+      columns: [temperature, humidity]
+      time_column: timestamp               # default
+      transforms: [/rules/units]           # optional column_rename nodes, applied first
+
+For each series the pattern matches, the named columns are renamed
+``<name>.<column>``, where ``<name>`` is what the pattern's wildcards matched
+(``north`` for ``/sites/north/weather.series``; several wildcards' matches are joined
+with ``.``), or the file's base name without its extension when the pattern has no
+wildcard. The series are then joined on time exactly as ``timeseries_join`` does:
+every timestamp once, in order, nulls where a series has no row. A column one series
+lacks is nulls for it; a column no series has is an error (a misspelt name). Series
+the pattern matches later appear at the next read.
+"""
+
+import re
+from collections.abc import Sequence
+
+import pyarrow as pa
+from pydantic import Field, field_validator
+
+from factories.column_rename import rules_of
+from factories.timeseries_join import DEFAULT_TIME_COLUMN, Member, join_on_time, read_member
+from pond_pipeline.errors import ConfigError
+from pond_pipeline.factory import Factory, FactoryConfig, FactoryContext, SqlRelation
+from pond_pipeline.kinds import EntryType
+
+__all__ = ["TimeseriesPivotConfig", "TimeseriesPivotFactory", "pattern_captures", "series_name"]
+
+
+class TimeseriesPivotConfig(FactoryConfig):
+    pattern: str
+    """A pond glob (or path) matching the series to pivot."""
+    columns: list[str] = Field(min_length=1)
+    time_column: str = Field(default=DEFAULT_TIME_COLUMN, min_length=1)
+    transforms: list[str] = Field(default=[])
+    """Paths of ``column_rename`` nodes applied, in order, to every series first."""
+
+    @field_validator("columns")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"column {', '.join(map(repr, repeated))} is listed more than once")
+        return value
+
+
+class TimeseriesPivotFactory(Factory[TimeseriesPivotConfig]):
+    name = "timeseries_pivot"
+    Config = TimeseriesPivotConfig
+    produces = EntryType.SERIES
+    description = (
+        "Named columns of every series a glob matches, as <name>.<column>, joined on time."
+    )
+
+    def sources(self, config: TimeseriesPivotConfig) -> Sequence[str]:
+        return [config.pattern, *config.transforms]
+
+    def time_column(self, config: TimeseriesPivotConfig) -> str | None:
+        return config.time_column
+
+    def produce(self, config: TimeseriesPivotConfig, context: FactoryContext) -> SqlRelation:
+        transforms = [rules_of(context, path) for path in config.transforms]
+        members: list[Member] = []
+        named: dict[str, str] = {}
+        for index, path in enumerate(context.glob(config.pattern)):
+            if context.entry_type(path) is not EntryType.SERIES:
+                continue
+            name = series_name(config.pattern, path)
+            if name in named:
+                raise ConfigError(
+                    f"{named[name]} and {path} would both be named {name!r}",
+                    hint="let the pattern's * match what tells the series apart",
+                )
+            named[name] = path
+            label = f"series {name!r}"
+            member = read_member(
+                context,
+                path,
+                f"series_{index}",
+                transforms,
+                config.time_column,
+                label=label,
+                group=path,
+            )
+            member.columns = {
+                f"{name}.{column}": column if column in member.types else None
+                for column in config.columns
+            }
+            members.append(member)
+        _fill_missing(members, config)
+        return join_on_time(members, config.time_column)
+
+
+def _fill_missing(members: list[Member], config: TimeseriesPivotConfig) -> None:
+    """Type each missing column's nulls like the column elsewhere; a column no series has
+    is an error."""
+    found: dict[str, pa.DataType] = {}
+    for member in members:
+        for column in config.columns:
+            if column in member.types:
+                found.setdefault(column, member.types[column])
+    missing = [column for column in config.columns if column not in found]
+    if members and missing:
+        raise ConfigError(
+            f"unknown column {missing[0]!r}: none of the {len(members)} series "
+            f"{config.pattern!r} matches has it (columns of {members[0].path}: "
+            f"{', '.join(members[0].types)})",
+            hint="fix the name in 'columns'",
+        )
+    for member in members:
+        member.null_types = {
+            output: found[column]
+            for output, column in zip(member.columns, config.columns, strict=True)
+            if member.columns[output] is None
+        }
+
+
+def series_name(pattern: str, path: str) -> str:
+    """What the pattern's wildcards matched in ``path`` (joined with ``.``), or, without
+    wildcards, the path's base name without its extension."""
+    captures = [c.replace("/", ".") for c in pattern_captures(pattern, path) or [] if c]
+    if captures:
+        return ".".join(captures)
+    base = path.rstrip("/").rsplit("/", 1)[-1]
+    stem, dot, _ = base.rpartition(".")
+    return stem if dot and stem else base
+
+
+def pattern_captures(pattern: str, path: str) -> list[str] | None:
+    """What each wildcard of ``pattern`` matched in ``path`` (None: no match): each ``*``
+    and each ``?`` is a capture, ``**`` captures the segments it spans (as the core's
+    ``glob_captures``, which factories may not import)."""
+    segments = [s for s in pattern.split("/") if s]
+    regex = ""
+    for index, segment in enumerate(segments):
+        if segment == "**":  # zero segments too: captures ""
+            if index > 0:
+                regex += "(?:/(.*))?"
+            else:
+                regex += "(.*)" if len(segments) == 1 else "(?:(.*)/)?"
+            continue
+        glued = index == 0 or (index == 1 and segments[0] == "**")
+        regex += ("" if glued else "/") + _segment_regex(segment)
+    match = re.fullmatch(regex, "/".join(s for s in path.split("/") if s), re.DOTALL)
+    return [group or "" for group in match.groups()] if match else None
+
+
+def _segment_regex(segment: str) -> str:
+    out = []
+    index = 0
+    while index < len(segment):
+        char = segment[index]
+        close = segment.find("]", index + 2) if char == "[" else -1
+        if char == "*":
+            while index + 1 < len(segment) and segment[index + 1] == "*":
+                index += 1
+            out.append("([^/]*)")
+        elif char == "?":
+            out.append("([^/])")
+        elif close > 0:  # a character class, as fnmatch reads it (not a capture)
+            body = segment[index + 1 : close]
+            negate = body.startswith("!")
+            body = re.escape(body[1:] if negate else body).replace("\\-", "-")
+            out.append(f"[{'^' if negate else ''}{body}]")
+            index = close
+        else:
+            out.append(re.escape(char))
+        index += 1
+    return "".join(out)

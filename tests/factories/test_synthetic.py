@@ -77,6 +77,23 @@ def test_waves_line_and_sum(pond):
     assert [rows[m]["sum"] for m in (0, 15, 30)] == pytest.approx([11, 10, 9])
 
 
+def test_time_column_and_the_phase_of_every_wave(pond):
+    points = [
+        ("tri", [{"type": "triangle", "amplitude": 2, "period": "1h", "phase": math.pi / 2}]),
+        ("sq", [{"type": "square", "amplitude": 3, "period": "1h", "phase": math.pi}]),
+    ]
+    settings = config(*points, end="2024-01-01T01:00:00Z", time_column="ts")
+    pond.create_dynamic("/syn.series", "synthetic", settings)
+
+    table = pond.read_table("/syn.series")
+    rows = [table.slice(minute, 1).to_pylist()[0] for minute in (0, 15, 30, 45)]
+
+    assert table.column_names == ["ts", "tri", "sq"]
+    assert pond.describe("/syn.series")["time_column"] == "ts"
+    assert [row["tri"] for row in rows] == pytest.approx([2, 0, -2, 0])  # a quarter period ahead
+    assert [row["sq"] for row in rows] == [-3, -3, 3, 3]  # half a period ahead
+
+
 def test_noise_is_deterministic_given_its_seed(pond):
     def noise(seed):
         return [{"type": "noise", "stddev": 2, "seed": seed}]

@@ -82,11 +82,16 @@ def test_sql_errors_show_duckdb_and_the_query(
             "check the path, or create the source first"
         )
     else:
-        assert line.startswith(reason)
-        assert line.endswith(f"(in query: {query})")
+        assert reason in line  # DuckDB's words ...
+        assert f"(in query: {query})" in line  # ... and the query
     assert pond_state() == before
 
 
+REFUSALS = (
+    "Permission Error",  # DuckDB: external access is off
+    "Cannot change configuration",  # DuckDB: the configuration is locked
+    "only SELECT queries may run",  # pond: statements other than queries never run
+)
 HOST_SQL = [
     "SELECT * FROM read_csv('{h}/secret.csv')",
     "SELECT * FROM read_csv('/etc/passwd')",
@@ -115,14 +120,14 @@ def test_sql_cannot_touch_the_host(
     result = run("sql", query)
     assert result.exit_code == 1
     line = error(result)
-    assert line.endswith(f"(in query: {query})")
-    assert line.startswith(("Permission Error", "Invalid Input Error: Cannot change"))
+    assert f"(in query: {query})" in line
+    assert any(why in line for why in REFUSALS), line
     assert sorted(p.name for p in host.iterdir()) == ["secret.csv", "secret.parquet"]
     assert pond_state() == before
     # the same through cat --sql
     cat = run("cat", "/sensors/stations.table", "--sql", query)
     assert cat.exit_code == 1
-    assert error(cat).endswith(f"(in query: {query})")
+    assert f"(in query: {query})" in error(cat)
 
 
 def test_the_query_timeout_interrupts(run, sample_pond, sample, error) -> None:

@@ -61,10 +61,12 @@ def test_sql_cannot_touch_the_host(
     with pytest.raises(QueryError) as caught:
         session.query(query)
     assert caught.value.subject == query  # the message carries the query
-    message = caught.value.message
-    assert message.endswith(f"(in query: {query})")
-    if named is not None:
-        assert named.format(h=host) in caught.value.reason
+    assert f"(in query: {query})" in caught.value.message
+    reason = caught.value.reason
+    if reason.startswith("only SELECT queries may run, not "):  # refused before DuckDB runs it
+        assert reason.split()[-1] in query.upper()  # names a statement that is in the query
+    elif named is not None:  # DuckDB's refusal names what it would have touched
+        assert named.format(h=host) in reason
     assert sorted(p.name for p in host.iterdir()) == before  # nothing written
     # and the session still works, still sandboxed
     assert session.query("SELECT current_setting('enable_external_access') AS on").to_pylist() == [
@@ -119,9 +121,6 @@ def test_referenced_tables_reads_quoted_paths_without_binding() -> None:
         "WHERE k IN (SELECT k FROM '/x/*.series')"
     )
     assert referenced_tables(sql) == {"/data/a.series", "/data/b.table", "/x/*.series"}
-    # other statements bind no pond tables; the sandboxed session gives DuckDB's own verdict
-    assert referenced_tables("INSTALL httpfs") == set()
-    assert referenced_tables("CREATE TABLE t AS SELECT 1; COPY t TO 'x.csv'") == set()
     with pytest.raises(QueryError) as caught:
         referenced_tables("SELEC 1")
     assert "syntax error" in caught.value.reason

@@ -510,3 +510,16 @@ def test_verify_finds_a_listing_entry_without_a_node(pond: Pond) -> None:
     pond.oplog.append([broken], expected_version=pond.oplog.version(), info=info)
     report = Pond.open(str(pond.location.root)).verify()
     assert report.problems == ["/ghost: listed but has no versions"]
+
+
+def test_readers_never_see_half_a_transaction(sample_pond: Pond, sample) -> None:
+    reader = Pond.open(str(sample_pond.location.root))
+    with sample_pond.transaction("two steps") as tx:
+        tx.write_bytes(sample.data, b"step one")
+        tx.mkdir("/step-two")
+        # mid-transaction, a reader (no lock needed) sees the pond as it was
+        assert reader.read_bytes(sample.data) == sample.notes
+        assert not reader.resolver().exists("/step-two")
+        assert len(reader.log()) == 4
+    assert reader.read_bytes(sample.data) == b"step one"
+    assert reader.resolver().exists("/step-two")

@@ -1,0 +1,193 @@
+"""``dagster-webserver`` on ``workspace.yaml``: the asset graph read through its GraphQL
+API, a materialization launched through it, and the new versions seen in the pond."""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+LOCATION = "pond_pipeline.orchestration.definitions"
+STARTUP_SECONDS = 120
+RUN_SECONDS = 180
+
+ASSET_GRAPH = """
+{ assetNodes { assetKey { path } dependencyKeys { path } groupName } }
+"""
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}
+"""
+RUN_STATUS = """
+query Status($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }
+"""
+LATEST_MATERIALIZATION = """
+query Latest($key: AssetKeyInput!) {
+  assetOrError(assetKey: $key) {
+    ... on Asset {
+      assetMaterializations(limit: 1) {
+        runId
+        metadataEntries { label ... on IntMetadataEntry { intValue } }
+      }
+    }
+  }
+}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class GraphQL:
+    def __init__(self, port: int):
+        self.base = f"http://127.0.0.1:{port}"
+
+    def is_up(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.base}/server_info", timeout=5) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
+    def __call__(self, query: str, **variables: Any) -> dict[str, Any]:
+        body = json.dumps({"query": query, "variables": variables}).encode()
+        request = urllib.request.Request(
+            f"{self.base}/graphql", body, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            payload = json.load(response)
+        assert "errors" not in payload, payload
+        data: dict[str, Any] = payload["data"]
+        return data
+
+
+def wait_until(condition: Any, seconds: float, what: str, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"dagster-webserver exited ({server.returncode}) while waiting for {what}")
+        if condition():
+            return
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {seconds}s waiting for {what}")
+
+
+def stop(server: subprocess.Popen) -> None:
+    """The server, its code server and any run it launched (one process group)."""
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=15)
+    with contextlib.suppress(ProcessLookupError):  # children left after the server exited
+        os.killpg(server.pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_webserver_serves_the_graph_and_runs_a_materialization(example, tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        # runs start right away (the default queue needs the daemon); no telemetry
+        "run_coordinator:\n"
+        "  module: dagster._core.run_coordinator\n"
+        "  class: DefaultRunCoordinator\n"
+        "telemetry:\n"
+        "  enabled: false\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("POND", "POND_CONFIG")}
+    env["DAGSTER_HOME"] = str(home)
+    port = free_port()
+    webserver = Path(sys.executable).parent / "dagster-webserver"
+    log = (tmp_path / "webserver.log").open("wb")
+    server = subprocess.Popen(
+        [str(webserver), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=example.folder,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    graphql = GraphQL(port)
+    try:
+        wait_until(graphql.is_up, STARTUP_SECONDS, "the webserver", server)
+
+        nodes = graphql(ASSET_GRAPH)["assetNodes"]
+        graph = {
+            "/".join(n["assetKey"]["path"]): sorted(
+                "/".join(d["path"]) for d in n["dependencyKeys"]
+            )
+            for n in nodes
+        }
+        assert graph == {
+            "sensor_logs": [],
+            "processed/sensor_series": ["sensor_logs"],
+            "analytics/daily_summary_series": ["processed/sensor_series"],
+            "analytics/warm_days_series": ["analytics/daily_summary_series"],
+            "reports/sensors_md": [
+                "analytics/daily_summary_series",
+                "analytics/warm_days_series",
+            ],
+        }
+        assert {"/".join(n["assetKey"]["path"]): n["groupName"] for n in nodes}[
+            "analytics/daily_summary_series"
+        ] == "analytics"
+
+        selection = [{"path": ["sensor_logs"]}, {"path": ["processed", "sensor_series"]}]
+        params = {
+            "selector": {
+                "repositoryLocationName": LOCATION,
+                "repositoryName": "__repository__",
+                "jobName": "__ASSET_JOB",
+                "assetSelection": selection,
+            }
+        }
+        launched = graphql(LAUNCH, params=params)["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        run_id = launched["run"]["runId"]
+
+        def finished() -> bool:
+            status = graphql(RUN_STATUS, id=run_id)["runOrError"]["status"]
+            return status in ("SUCCESS", "FAILURE", "CANCELED")
+
+        wait_until(finished, RUN_SECONDS, f"run {run_id}", server)
+        assert graphql(RUN_STATUS, id=run_id)["runOrError"]["status"] == "SUCCESS"
+
+        pond = example.open()
+        written = {t.command: t.run_id for t in pond.log() if t.run_id}
+        assert written == {
+            "materialize /sensor_logs": run_id,
+            "materialize /processed/sensor_series": run_id,
+        }
+        series = pond.node("/processed/sensor_series")
+        assert pond.read_table("/processed/sensor_series/north.series").num_rows == 72
+        latest = graphql(LATEST_MATERIALIZATION, key={"path": ["processed", "sensor_series"]})
+        (materialization,) = latest["assetOrError"]["assetMaterializations"]
+        assert materialization["runId"] == run_id
+        entries = {e["label"]: e.get("intValue") for e in materialization["metadataEntries"]}
+        assert entries["pond/version"] == series.latest.version
+        assert entries["dagster/row_count"] == 216
+    finally:
+        stop(server)
+        log.close()

@@ -161,7 +161,8 @@ def join_on_time(members: Sequence[Member], time_column: str) -> SqlRelation:
             items.append(f"{value} AS {quote_identifier(name)}")
         where = f"{time} IS NOT NULL" + (f" AND {member.condition}" if member.condition else "")
         parts.append(f"SELECT {', '.join(items)} FROM {member.source} WHERE {where}")
-    aggregates = [_latest_value(quote_identifier(name)) for name in owners]
+    shared = {n for n in owners if sum(n in m.columns for m in members) > 1}
+    aggregates = [_value(quote_identifier(name), name in shared) for name in owners]
     union = " UNION ALL BY NAME ".join(f"({part})" for part in parts)
     query = (
         f"SELECT {', '.join([time, *aggregates])} FROM ({union}) GROUP BY {time} ORDER BY {time}"
@@ -169,9 +170,13 @@ def join_on_time(members: Sequence[Member], time_column: str) -> SqlRelation:
     return SqlRelation(query, {member.alias: member.path for member in members})
 
 
-def _latest_value(column: str) -> str:
-    """The value of the highest-ranked member that has one at this time."""
-    return f"arg_max({column}, {RANK}) FILTER (WHERE {column} IS NOT NULL) AS {column}"
+def _value(column: str, shared: bool) -> str:
+    """The column's value at one time: of the highest-ranked member that has one there
+    when several members have the column, else its one member's (``any_value`` skips
+    nulls, and is cheaper)."""
+    if shared:
+        return f"arg_max({column}, {RANK}) FILTER (WHERE {column} IS NOT NULL) AS {column}"
+    return f"any_value({column}) AS {column}"
 
 
 def _check_time_types(members: Sequence[Member], time_column: str) -> None:

@@ -3,7 +3,9 @@
 from datetime import UTC, datetime
 
 import pytest
+import yaml
 
+from pond_pipeline import pipeline
 from pond_pipeline.errors import ConfigError
 from pond_pipeline.materialize import materialize
 
@@ -102,6 +104,22 @@ def test_an_entry_materializes_into_the_directory(pond):
     assert (result.written, result.rows) == (1, 61)
     assert len(pond.describe("/stations/north.series")["versions"]) == 1
     assert pond.read_table("/stations/warm.series").num_rows == 44
+
+
+def test_entries_are_pipeline_nodes_of_their_own(tmp_path):
+    project = tmp_path / "pond.yaml"
+    node = {"factory": "dynamic_dir", "config": stations()}
+    project.write_text(yaml.safe_dump({"pond": "./.pond", "nodes": {"/stations": node}}))
+
+    loaded = pipeline.load(project)
+
+    assert [n.path for n in loaded.nodes] == [
+        "/stations",
+        "/stations/north.series",
+        "/stations/warm.series",
+    ]
+    assert loaded.node("/stations/warm.series").factory.name == "sql_derived_series"
+    assert "/stations/north.series" in loaded.upstream["/stations/warm.series"]
 
 
 def test_bad_entry_config_names_the_entry_and_field(pond):

@@ -51,6 +51,8 @@ class Pipeline:
     nodes: list[PipelineNode]
     """In derivation order: every node after the nodes it reads."""
     upstream: dict[str, list[str]] = field(default_factory=dict)
+    declared: list[PipelineNode] = field(default_factory=list)
+    """The nodes of ``pond.yaml``, in the file's order."""
 
     def node(self, path: str) -> PipelineNode:
         normalized = paths.normalize(path)
@@ -87,12 +89,26 @@ def load(path: str | Path | None = None, *, pond: Pond | None = None) -> Pipelin
             if member.path in nodes:
                 raise project.error(f"duplicate node path {member.path!r}", "nodes", key)
             nodes[member.path] = member
+    return _assemble(project, nodes, pond)
+
+
+def with_pond(pipeline: Pipeline, pond: Pond) -> Pipeline:
+    """``pipeline`` (loaded without a pond) plus the pond's other persisted dynamic nodes:
+    what ``load(path, pond=pond)`` gives, without reading and validating the file again."""
+    return _assemble(pipeline.project, {node.path: node for node in pipeline.declared}, pond)
+
+
+def _assemble(
+    project: pond_yaml.Project, declared: dict[str, PipelineNode], pond: Pond | None
+) -> Pipeline:
+    nodes = dict(declared)
     if pond is not None:
         for persisted in _persisted_nodes(pond):
             nodes.setdefault(persisted.path, persisted)
-    upstream = {path: _upstream(node, nodes.values()) for path, node in nodes.items()}
+    index = _PathIndex(nodes.values())
+    upstream = {path: index.upstream(node) for path, node in nodes.items()}
     order = _derivation_order(project, nodes, upstream)
-    return Pipeline(project, order, upstream)
+    return Pipeline(project, order, upstream, list(declared.values()))
 
 
 def open_pond(pipeline: Pipeline, *, create: bool = False) -> Pond:
@@ -267,21 +283,38 @@ def _persisted_nodes(pond: Pond) -> list[PipelineNode]:
     return found
 
 
-def _upstream(node: PipelineNode, candidates: Any) -> list[str]:
-    """Paths of the pipeline nodes ``node`` reads: matched by one of its source patterns,
-    or a directory that a pattern reaches into."""
-    found = []
-    for candidate in candidates:
-        segments = paths.split(candidate.path)
+class _PathIndex:
+    """Which candidates each node reads: matched by one of its source patterns, or a
+    directory that a pattern reaches into. A literal pattern can only match the
+    candidate at its own path or a directory above it, found by lookup (no scan over
+    every pair, which made loading 500 nodes take seconds); a glob is matched by scan."""
+
+    def __init__(self, candidates: Any):
+        self.items = [
+            (c.path, paths.split(c.path), c.entry_type is EntryType.DIRECTORY) for c in candidates
+        ]
+        self.position = {tuple(segments): i for i, (_, segments, _) in enumerate(self.items)}
+
+    def upstream(self, node: PipelineNode) -> list[str]:
+        hits: set[int] = set()
         for pattern in node.sources:
             wanted = paths.split(pattern)
-            inside = candidate.entry_type is EntryType.DIRECTORY and paths.could_descend(
-                wanted, segments
-            )
-            if paths.match_segments(wanted, segments) or inside:
-                found.append(candidate.path)
-                break
-    return found
+            if paths.is_glob(pattern):
+                hits.update(
+                    i
+                    for i, (_, segments, is_directory) in enumerate(self.items)
+                    if paths.match_segments(wanted, segments)
+                    or (is_directory and paths.could_descend(wanted, segments))
+                )
+                continue
+            exact = self.position.get(tuple(wanted))
+            if exact is not None:
+                hits.add(exact)
+            for end in range(len(wanted)):
+                above = self.position.get(tuple(wanted[:end]))
+                if above is not None and self.items[above][2]:
+                    hits.add(above)
+        return [self.items[i][0] for i in sorted(hits)]
 
 
 def _derivation_order(
@@ -329,11 +362,15 @@ def static_inputs(pond: Pond, pipeline: Pipeline) -> dict[str, list[str]]:
             static.append(node.path)
 
     visit(resolver.resolve("/"))
+    static_segments = [(s, paths.split(s)) for s in static]
     found: dict[str, list[str]] = {}
     for node in pipeline.nodes:
-        patterns = [paths.split(p) for p in node.sources]
+        literal = {p for p in node.sources if not paths.is_glob(p)}
+        globs = [paths.split(p) for p in node.sources if paths.is_glob(p)]
         matched = [
-            s for s in static if any(paths.match_segments(p, paths.split(s)) for p in patterns)
+            s
+            for s, segments in static_segments
+            if s in literal or any(paths.match_segments(p, segments) for p in globs)
         ]
         if matched:
             found[node.path] = matched

@@ -30,7 +30,7 @@ def build_definitions(config_path: str | None = None) -> Definitions:
         pond: Pond | None = Pond.open(project_pipeline.project.pond_uri)
     except NotFoundError:
         pond = None
-    pipeline = pipelines.load(path, pond=pond) if pond is not None else project_pipeline
+    pipeline = pipelines.with_pond(project_pipeline, pond) if pond is not None else project_pipeline
     static_inputs = pipelines.static_inputs(pond, pipeline) if pond is not None else {}
     externals: list[AssetSpec] = build_external_assets(static_inputs)
     assets = [

@@ -3,14 +3,15 @@ as two asset checks: ``schema`` (types, nullability, value checks) and
 ``temporal_column`` (present, timestamp-typed, not null)."""
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandera.pyarrow as pap
 import pyarrow as pa
-from pandera.errors import SchemaError, SchemaErrors
 
 from pond_pipeline.config import ColumnChecks, ColumnSpec, SchemaSpec
 from pond_pipeline.errors import CheckFailedError
+
+if TYPE_CHECKING:
+    import pandera.pyarrow as pap
 
 SAMPLE_FAILURES = 5
 
@@ -81,6 +82,10 @@ class SchemaValidator:
 
 
 def _schema_failures(spec: SchemaSpec, table: pa.Table) -> list[dict[str, Any]]:
+    # pandera is imported when a run validates, not when the code location loads
+    import pandera.pyarrow as pap
+    from pandera.errors import SchemaError, SchemaErrors
+
     columns = {}
     failures: list[dict[str, Any]] = []
     for name, column in spec.columns.items():
@@ -130,7 +135,9 @@ def _dtype(column: ColumnSpec, actual: pa.DataType) -> pa.DataType:
     return _TYPES[column.type]
 
 
-def _checks(checks: ColumnChecks) -> list[pap.Check]:
+def _checks(checks: ColumnChecks) -> "list[pap.Check]":
+    import pandera.pyarrow as pap
+
     found = []
     for name in ("ge", "le", "gt", "lt"):
         bound = getattr(checks, name)

@@ -169,16 +169,9 @@ def refresh_cron(text: str) -> str:
 
 def load(path: Path) -> Project:
     """Parse and validate the file's shape (factories are checked by ``pipeline``)."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read: {exc.strerror}",
-            subject=str(path),
-            hint="run from the folder holding pond.yaml or set POND_CONFIG",
-        ) from exc
+    text = read_text(path, hint="run from the folder holding pond.yaml or set POND_CONFIG")
     lines = _key_lines(path, text)
-    data = yaml.safe_load(text) or {}
+    data = parse_yaml(path, text) or {}
     if not isinstance(data, dict):
         raise ConfigError("must be a mapping with keys 'pond' and 'nodes'", subject=f"{path}:1")
     project = Project(path, PondFile(), lines)
@@ -213,6 +206,84 @@ def _hint(keys: tuple[str, ...]) -> str | None:
     return None
 
 
+MAX_YAML_DEPTH = 64
+MAX_YAML_VALUES = 100_000
+
+
+def read_text(path: Path, *, hint: str | None = None) -> str:
+    """A config file's text; unreadable or not UTF-8 is a ``ConfigError`` naming the line."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", subject=str(path), hint=hint) from exc
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"not UTF-8 text (byte {raw[exc.start]:#04x})",
+            subject=f"{path}:{line}",
+            hint="save the file as UTF-8",
+        ) from exc
+
+
+def parse_yaml(path: Path, text: str) -> Any:
+    """The value of a YAML document; every way it can be unreadable (syntax, a value
+    Python cannot build such as ``2024-13-45``, a self-referring alias, nesting or alias
+    expansion beyond bounds) is a ``ConfigError`` naming the file and, if known, the line."""
+    try:
+        value = yaml.load(text, Loader=_SafeLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"invalid YAML: {problem}", subject=where) from exc
+    except RecursionError as exc:
+        raise ConfigError(
+            f"invalid YAML: nested more than {MAX_YAML_DEPTH} levels deep", subject=str(path)
+        ) from exc
+    _check_bounds(path, value)
+    return value
+
+
+def _check_bounds(path: Path, value: Any) -> None:
+    """Aliases may share a value but not contain themselves, and expanded they stay small
+    (``&a [*a]`` and alias bombs would hang or exhaust memory downstream)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    count = 0
+    while stack:
+        item, depth = stack.pop()
+        count += 1
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(
+                f"invalid YAML: nested more than {MAX_YAML_DEPTH} levels deep "
+                "(or an alias that refers to itself)",
+                subject=str(path),
+            )
+        if count > MAX_YAML_VALUES:
+            raise ConfigError(
+                f"invalid YAML: more than {MAX_YAML_VALUES:,} values once aliases are expanded",
+                subject=str(path),
+            )
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for pair in item.items() for child in pair)
+        elif isinstance(item, list | tuple | set):
+            stack.extend((child, depth + 1) for child in item)
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader; a scalar it cannot build (``2024-13-45``, ``!!int x``) is a
+    YAML error at that scalar's line instead of a bare ``ValueError``."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {node.value!r}: {exc}", node.start_mark
+            ) from exc
+
+
 class _LineLoader(yaml.SafeLoader):
     pass
 
@@ -221,18 +292,26 @@ def _key_lines(path: Path, text: str) -> dict[tuple[str, ...], int]:
     """Line (1-based) of every mapping key; duplicate keys are errors naming both lines."""
     try:
         root = yaml.compose(text, Loader=_LineLoader)
+    except RecursionError as exc:
+        raise ConfigError(
+            f"invalid YAML: nested more than {MAX_YAML_DEPTH} levels deep", subject=str(path)
+        ) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"invalid YAML: {problem}", subject=where) from exc
     lines: dict[tuple[str, ...], int] = {}
+    visited: set[int] = set()
 
     def visit(node: yaml.Node, prefix: tuple[str, ...]) -> None:
+        if id(node) in visited:  # an alias: its keys have their lines already (no cycles)
+            return
+        visited.add(id(node))
         if isinstance(node, yaml.MappingNode):
             seen: dict[str, int] = {}
             for key_node, value_node in node.value:
-                key = str(key_node.value)
+                key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
                 line = key_node.start_mark.line + 1
                 if key in seen:
                     label = ".".join((*prefix, key))

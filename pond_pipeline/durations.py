@@ -21,7 +21,12 @@ def parse_duration(text: str) -> timedelta:
             subject=repr(text),
             hint="write a positive whole number and a unit: 30s, 5m, 1h, 6h, 1d, 2w",
         )
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    try:
+        return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    except OverflowError:
+        raise ConfigError(
+            "is too long a duration", subject=repr(text)[:40], hint="write at most 100000w"
+        ) from None
 
 
 def format_duration(value: timedelta) -> str:

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from pond_pipeline import config as pond_yaml
 from pond_pipeline.api import Pond
 from pond_pipeline.cli import output
 from pond_pipeline.errors import ConfigError, NotFoundError, PondError
@@ -682,16 +683,7 @@ def _create_dynamic(
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", subject=str(path)) from exc
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"invalid YAML: {getattr(exc, 'problem', exc)}", subject=where) from exc
+    value = pond_yaml.parse_yaml(path, pond_yaml.read_text(path))
     if value is None:
         return {}
     if not isinstance(value, dict):

@@ -7,18 +7,34 @@ from collections.abc import Sequence
 from pond_pipeline.errors import ConfigError
 
 MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4096
+MAX_DEPTH = 256
 GLOB_CHARS = frozenset("*?[")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def normalize(path: str) -> str:
     """``data//a/./b/../c`` → ``/data/a/c``. Relative paths start at the root.
 
-    ``..`` above the root, NUL bytes and names longer than 255 bytes are errors.
+    ``..`` above the root, NUL and other control characters, text that is not UTF-8,
+    names longer than 255 bytes, paths longer than 4096 bytes or deeper than 256
+    levels are errors.
     """
     if not isinstance(path, str) or path == "":
         raise ConfigError("empty pond path", hint="write an absolute path such as /data/a.series")
     if "\x00" in path:
-        raise ConfigError("a pond path cannot contain NUL", subject=repr(path))
+        raise ConfigError("a pond path cannot contain NUL", subject=_shown(path))
+    if _CONTROL.search(path):
+        raise ConfigError(
+            "a pond path cannot contain control characters (newline, tab, ...)",
+            subject=_shown(path),
+        )
+    try:
+        size = len(path.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ConfigError("a pond path must be valid UTF-8 text", subject=_shown(path)) from None
+    if size > MAX_PATH_BYTES:
+        raise ConfigError(f"a path is longer than {MAX_PATH_BYTES} bytes", subject=_shown(path))
     parts: list[str] = []
     for segment in path.split("/"):
         if segment in ("", "."):
@@ -30,12 +46,20 @@ def normalize(path: str) -> str:
                 )
             parts.pop()
             continue
-        if len(segment.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        if len(segment.encode("utf-8")) > MAX_NAME_BYTES:
             raise ConfigError(
                 f"a name is longer than {MAX_NAME_BYTES} bytes", subject=path[:80] + "…"
             )
         parts.append(segment)
+        if len(parts) > MAX_DEPTH:
+            raise ConfigError(f"a path is deeper than {MAX_DEPTH} levels", subject=_shown(path))
     return "/" + "/".join(parts)
+
+
+def _shown(path: str) -> str:
+    """A bad path as an error shows it: escaped, on one line, at most 80 characters."""
+    text = path if path.isprintable() else repr(path)
+    return text if len(text) <= 80 else text[:79] + "…"
 
 
 def split(path: str) -> list[str]:

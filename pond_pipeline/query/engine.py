@@ -12,7 +12,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -48,8 +48,13 @@ class SqlSession:
         self._con.execute("SET enable_external_access=false")
         self._con.execute("SET lock_configuration=true")
         self._registered: set[str] = set()
+        self._definitions: dict[str, str] = {}
+        """The user SQL of each view, so an error while streaming it shows that SQL."""
+        self._timers: set[threading.Timer] = set()
 
     def close(self) -> None:
+        for timer in list(self._timers):
+            timer.cancel()
         if self._lease is not None:
             self._lease.__exit__(None, None, None)
         else:
@@ -74,9 +79,11 @@ class SqlSession:
         The bindings become leading ``NOT MATERIALIZED`` CTEs, so DuckDB inlines them
         and pushes filters of the outer query down to the registered datasets.
         """
+        check_select(sql)
         statement = f"CREATE VIEW {quote(name)} AS {with_bindings(sql, bindings)}"
         self._run(sql, lambda: self._con.execute(statement))
         self._registered.add(name)
+        self._definitions[name] = sql
 
     def query(self, sql: str, bindings: dict[str, str] | None = None) -> pa.Table:
         text = with_bindings(sql, bindings or {})
@@ -86,36 +93,85 @@ class SqlSession:
     def stream(
         self, sql: str, bindings: dict[str, str] | None = None, batch_rows: int = 65536
     ) -> pa.RecordBatchReader:
-        """The result as a record batch stream (bounded memory for large results)."""
+        """The result as a record batch stream (bounded memory for large results).
+
+        The timeout runs until the stream is read to its end: DuckDB computes batches
+        as they are pulled, so a runaway query is interrupted while it is being read.
+        """
         text = with_bindings(sql, bindings or {})
-        reader: pa.RecordBatchReader = self._run(
-            sql, lambda: self._con.sql(text).to_arrow_reader(batch_rows)
-        )
-        return reader
+        shown = self._shown(sql)
+        timer = self._start_timer()
+        try:
+            reader: pa.RecordBatchReader = self._run(
+                shown, lambda: self._con.sql(text).to_arrow_reader(batch_rows), timer
+            )
+        except BaseException:
+            self._stop_timer(timer)
+            raise
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                yield from reader
+            except (OSError, pa.ArrowException, duckdb.Error) as exc:  # raised while pulling
+                if "INTERRUPT" in str(exc):
+                    raise self._timeout_error(shown) from exc
+                raise QueryError(_first_line(exc), subject=_short(shown)) from exc
+            finally:
+                self._stop_timer(timer)
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
     def explain(self, sql: str) -> str:
         rows = self._run(sql, lambda: self._con.sql(f"EXPLAIN ANALYZE {sql}").fetchall())
         return "\n".join(str(row[1]) for row in rows)
 
-    def _run(self, shown: str, action: Callable[[], Any]) -> Any:
-        timer = None
-        if self.timeout:
-            timer = threading.Timer(self.timeout, self._con.interrupt)
-            timer.daemon = True
-            timer.start()
+    def _run(
+        self, shown: str, action: Callable[[], Any], timer: threading.Timer | None = None
+    ) -> Any:
+        """``action`` under the timeout (its own timer, or the caller's ``timer``)."""
+        own = timer is None
+        if own:
+            timer = self._start_timer()
         try:
             return action()
         except duckdb.InterruptException as exc:
-            raise QueryError(
-                f"interrupted after the {self.timeout:g}s query timeout",
-                subject=_short(shown),
-                hint="narrow the query or raise --query-timeout",
-            ) from exc
+            raise self._timeout_error(shown) from exc
         except duckdb.Error as exc:
             raise QueryError(_first_line(exc), subject=_short(shown)) from exc
         finally:
-            if timer is not None:
-                timer.cancel()
+            if own:
+                self._stop_timer(timer)
+
+    def _start_timer(self) -> threading.Timer | None:
+        if not self.timeout:
+            return None
+        timer = threading.Timer(self.timeout, self._interrupt)
+        timer.daemon = True
+        self._timers.add(timer)
+        timer.start()
+        return timer
+
+    def _stop_timer(self, timer: threading.Timer | None) -> None:
+        if timer is not None:
+            timer.cancel()
+            self._timers.discard(timer)
+
+    def _interrupt(self) -> None:
+        with suppress(duckdb.Error):  # the connection closed meanwhile: nothing to stop
+            self._con.interrupt()
+
+    def _timeout_error(self, shown: str) -> QueryError:
+        return QueryError(
+            f"interrupted after the {self.timeout:g}s query timeout",
+            subject=_short(shown),
+            hint="narrow the query or raise --query-timeout",
+        )
+
+    def _shown(self, sql: str) -> str:
+        """``sql`` with each view it names replaced by the user SQL that defined it."""
+        for name, definition in reversed(self._definitions.items()):
+            sql = sql.replace(quote(name), f"({definition})")
+        return sql
 
 
 def quote(name: str) -> str:
@@ -140,11 +196,34 @@ def with_bindings(sql: str, bindings: dict[str, str]) -> str:
     return f"WITH {ctes} {body}"
 
 
+def check_select(sql: str) -> None:
+    """User SQL is one read-only query: a single SELECT (``WITH``, ``FROM``-first, and
+    ``VALUES`` are SELECTs too). Anything else is refused before it reaches DuckDB."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryError(_first_line(exc), subject=_short(sql)) from exc
+    if len(statements) != 1:
+        raise QueryError(
+            f"expected one SELECT query, found {len(statements)} statements",
+            subject=_short(sql),
+            hint="remove the extra statements (pond SQL is one read-only query)",
+        )
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        raise QueryError(
+            f"only SELECT queries may run, not {kind.name}",
+            subject=_short(sql),
+            hint="pond SQL reads pond data; it cannot write, attach, load or change settings",
+        )
+
+
 def referenced_tables(sql: str) -> set[str]:
     """Names used as tables in ``sql`` (``FROM '/a/b.series'`` gives ``/a/b.series``).
 
     Parsed by DuckDB's own parser, without binding, so nothing is read.
     """
+    check_select(sql)
     con = duckdb.connect(":memory:")
     try:
         (serialized,) = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone() or ("{}",)
@@ -183,6 +262,7 @@ def csv_to_parquet(
     Runs on a private connection that may read exactly ``source``; ``on_progress``
     is called with DuckDB's progress (0 to 100) from a watcher thread.
     """
+    _check_header(source, subject)
     con = duckdb.connect(":memory:")
     done = threading.Event()
     watcher = None
@@ -211,6 +291,25 @@ def csv_to_parquet(
 # RFC 4180 CSV: fixed so DuckDB's sniffer cannot "explain" a ragged row by picking another
 # delimiter, dropping the quote character or skipping leading rows as a preamble.
 _CSV_DIALECT = "header=true, delim=',', quote='\"', escape='\"', skip=0, strict_mode=true"
+
+
+def _check_header(source: Path, subject: str) -> None:
+    """An empty file or a blank first line has no column names (DuckDB would invent
+    ``column0`` and read the data as rows of it)."""
+    with source.open("rb") as handle:
+        first = handle.readline(1 << 20)
+    if not first:
+        raise ConfigError(
+            "not a readable CSV: the file is empty",
+            subject=subject,
+            hint="a CSV needs a header line naming its columns",
+        )
+    if not first.removeprefix(b"\xef\xbb\xbf").strip(b"\r\n"):
+        raise ConfigError(
+            "not a readable CSV: line 1 is blank, not a header",
+            subject=subject,
+            hint="the first line must name the columns",
+        )
 
 
 def _locate_csv_error(source: Path, exc: duckdb.Error) -> duckdb.Error:

@@ -10,4 +10,4 @@ python3 -m venv .venv
 .venv/bin/ruff format --check .
 .venv/bin/lint-imports
 .venv/bin/mypy
-.venv/bin/pytest -n 2 "$@"
+.venv/bin/pytest -n 2 --durations=15 "$@"

@@ -9,7 +9,8 @@ Not lazy: reading ``/sensor_logs`` lists what the last materialization imported.
 Materializing imports every file matching ``host_pattern`` (a glob; relative paths
 start at the folder holding ``pond.yaml``) as ``data``, ``table`` or ``series``.
 An unchanged file (same sha256) is skipped; a changed one is re-imported — for a
-series that appends a version.
+series that appends a version holding the rows after the series' last time (a grown
+log file; rows already imported are not imported twice).
 """
 
 import glob

@@ -10,9 +10,11 @@ Everything happens in one transaction: a validation failure leaves no trace.
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pond_pipeline.api import Pond, PondTransaction
@@ -245,6 +247,12 @@ def _import_host_files(
         payload = tx.host_payload(
             host.path, host.entry_type, series_base, time_column=host.time_column
         )
+        if series_base is not None:
+            tail = _rows_after_series(tx, payload, series_base, child_path)
+            if tail is None:  # nothing after what the series holds: nothing to append
+                result.children.append(Materialized(child_path, sha, changed=False))
+                continue
+            payload = tail
         record = tx.tx.write_child(
             node.node_id,
             host.name,
@@ -256,6 +264,40 @@ def _import_host_files(
         result.children.append(_result(child_path, sha, record, None))
     result.changed = any(c.changed for c in result.children)
     return result
+
+
+def _rows_after_series(
+    tx: PondTransaction, payload: Payload, series: Node, subject: str
+) -> Payload | None:
+    """A re-imported series file as only its rows after the series' last event time: a
+    series appends, so the rows imported before must not be read twice (a grown log
+    file). ``None`` when no row is newer."""
+    times_held = [r.max_event_time for r in series.versions if r.max_event_time is not None]
+    last = max(times_held, default=None)
+    if last is None or payload.min_event_time is None or payload.min_event_time > last:
+        return payload
+    time_column = str(payload.attributes["time_column"])
+    source = payload.source
+    table = pq.read_table(pa.BufferReader(source) if isinstance(source, bytes) else source)
+    if payload.owned and isinstance(source, Path):
+        source.unlink(missing_ok=True)
+    times = table.column(time_column)
+    unit = pa.timestamp("us", getattr(times.type, "tz", None))
+    micros = times.cast(unit, safe=False).cast(pa.int64())
+    tail = table.filter(pc.greater(micros, last))
+    if tail.num_rows == 0:
+        return None
+    scratch = tx.pond.blobs.scratch_file(".parquet")
+    pq.write_table(tail, scratch)
+    return describe_parquet(
+        scratch,
+        scratch.stat().st_size,
+        sha256_file(scratch),
+        EntryType.SERIES,
+        time_column=time_column,
+        subject=subject,
+        owned=True,
+    )
 
 
 def _produce_payload(

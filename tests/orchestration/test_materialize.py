@@ -337,3 +337,31 @@ def test_a_temporal_column_problem_fails_its_check(example, temporal, problem):
 
 def _all_paths(pond) -> list[str]:
     return [info.path for info in pond.list_nodes()]
+
+
+SERIES_INGEST = """\
+nodes:
+  /raw:
+    factory: ingest
+    config: {host_pattern: "logs/*.csv", type: series}
+"""
+
+
+def test_a_grown_series_file_appends_only_its_new_rows(project):
+    logs = project.folder / "logs"
+    logs.mkdir()
+    log = logs / "a.csv"
+    log.write_text("ts,v\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,2\n")
+    project.config.write_text(SERIES_INGEST)
+    project.materialize()
+    log.write_text(log.read_text() + "2024-01-01 02:00:00,3\n")
+
+    project.materialize()
+
+    pond = project.open()
+    child = pond.node("/raw/a.csv")
+    assert [(r.version, r.attributes.get("rows")) for r in child.versions] == [(1, 2), (2, 1)]
+    assert pond.read_table("/raw/a.csv").column("v").to_pylist() == [1, 2, 3]
+    before = len(pond.log())
+    project.materialize()
+    assert len(pond.log()) == before

@@ -24,6 +24,7 @@ from pond_pipeline.dynamic.resolve import Node, Resolver
 from pond_pipeline.errors import ConfigError
 from pond_pipeline.factory import HostFile
 from pond_pipeline.fs import paths
+from pond_pipeline.fs.nodes import listing_attribute
 from pond_pipeline.fs.payloads import Payload, describe_parquet
 from pond_pipeline.kinds import EntryType
 from pond_pipeline.store.blobs import sha256_bytes, sha256_file
@@ -177,18 +178,35 @@ def _materialize_directory(
     node: Node,
     fingerprint: str,
     validate: Validator | None,
+    parent_id: str | None = None,
 ) -> Materialized:
     if resolver.materialized_record(node) is not None:
         return Materialized(node.path, fingerprint, changed=False)
     children = resolver.children(node)
-    record = tx.tx.write_dynamic(
-        node.path,
-        EntryType.DIRECTORY,
-        node.factory,
-        registry.encode_config(node.raw_config),
-        overwrite=True,
-        attributes=_kept_attributes(node) | {"fingerprint": fingerprint},
-    )
+    attributes = _kept_attributes(node) | {"fingerprint": fingerprint}
+    if parent_id is None:
+        record = tx.tx.write_dynamic(
+            node.path,
+            EntryType.DIRECTORY,
+            node.factory,
+            registry.encode_config(node.raw_config),
+            overwrite=True,
+            attributes=attributes,
+        )
+    else:  # listed by a dynamic directory: written into its listing, keeping its own
+        name = paths.parent_and_name(node.path)[1]
+        entry = tx.tx.listing(parent_id).get(name)
+        if entry is not None:
+            attributes["listing"] = listing_attribute(tx.tx.listing(entry.node_id))
+        record = tx.tx.write_child(
+            parent_id,
+            name,
+            EntryType.DIRECTORY,
+            path=node.path,
+            factory=node.factory,
+            content=registry.encode_config(node.raw_config),
+            attributes=attributes,
+        )
     result = Materialized(node.path, fingerprint, changed=True, version=record.version)
     for name in set(tx.tx.listing(record.node_id)) - set(children):
         tx.tx.unlink_child(record.node_id, name, paths.join(node.path, name))
@@ -200,6 +218,13 @@ def _materialize_directory(
             if latest is not None and latest.attributes.get("fingerprint") == child_fingerprint:
                 result.children.append(Materialized(child.path, child_fingerprint, False))
                 continue
+        if child.entry_type is EntryType.DIRECTORY:  # a nested dynamic directory
+            result.children.append(
+                _materialize_directory(
+                    tx, resolver, child, child_fingerprint, validate, record.node_id
+                )
+            )
+            continue
         payload, table = _produce_payload(resolver, child, validate)
         child_record = tx.tx.write_child(
             record.node_id,

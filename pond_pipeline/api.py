@@ -208,7 +208,7 @@ class Pond:
             directory = resolver.resolve(pattern)
             nodes = list(resolver.children(directory).values())
         elif paths.is_glob(pattern):
-            nodes = resolver.glob(pattern)
+            nodes = resolver.glob(pattern, follow_links=False)
         else:
             nodes = [resolver.resolve(pattern, follow=False)]
         return [_info(n) for n in sorted(nodes, key=lambda n: n.path)]

@@ -165,8 +165,9 @@ class Resolver:
             self._children[node.path] = children
         return self._children[node.path]
 
-    def glob(self, pattern: str) -> list[Node]:
-        """Nodes whose path matches ``pattern`` (``*``, ``?``, ``**``), sorted by path."""
+    def glob(self, pattern: str, *, follow_links: bool = True) -> list[Node]:
+        """Nodes whose path matches ``pattern`` (``*``, ``?``, ``**``), sorted by path;
+        a matched symlink stands for its target unless ``follow_links`` is false."""
         normalized = paths.normalize(pattern)
         if not paths.is_glob(normalized):
             return [self.resolve(normalized)] if self.exists(normalized) else []
@@ -177,21 +178,30 @@ class Resolver:
             root = self.resolve(start)
         except NotFoundError:
             return []
-        found = list(self._walk(root, prefix, wanted))
+        found = list(self._walk(root, prefix, wanted, follow_links))
         return sorted(found, key=lambda n: n.path)
 
-    def _walk(self, node: Node, segments: list[str], wanted: list[str]) -> Iterator[Node]:
+    def _walk(
+        self, node: Node, segments: list[str], wanted: list[str], follow_links: bool
+    ) -> Iterator[Node]:
         if segments and paths.match_segments(wanted, segments):
             yield node
         if node.entry_type is not EntryType.DIRECTORY or not paths.could_descend(wanted, segments):
             return
         for name, child in self.children(node).items():
-            yield from self._walk(self._follow(child), [*segments, name], wanted)
+            if child.entry_type is EntryType.SYMLINK:
+                # a link matches as what it points to, but a walk never descends through
+                # one (no loops); a broken or looping link matches as the link itself
+                if paths.match_segments(wanted, [*segments, name]):
+                    yield self._follow(child) if follow_links else child
+                continue
+            yield from self._walk(child, [*segments, name], wanted, follow_links)
 
     def _follow(self, node: Node) -> Node:
-        if node.entry_type is not EntryType.SYMLINK:
+        try:
+            target = self.resolve(node.path)
+        except (NotFoundError, ConflictError):
             return node
-        target = self.resolve(node.path)
         return Node(
             node.path,
             target.entry_type,

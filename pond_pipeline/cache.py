@@ -20,6 +20,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 DEFAULT_MEMORY_BYTES = 256 * 1024 * 1024
+ROW_GROUP_ROWS = 122_880
+"""Rows per Parquet row group of an entry: small enough that filters skip row groups."""
 
 
 @dataclass(frozen=True)
@@ -80,11 +82,30 @@ class MaterializationCache:
         target = self._path(key, ".parquet")
         temp = self._temp(target)
         reader = data.to_reader() if isinstance(data, pa.Table) else data
+        schema = reader.schema
         rows = 0
-        with pq.ParquetWriter(temp, reader.schema, compression="zstd") as writer:
+        # Batches are gathered into whole row groups (one per batch made groups as small
+        # as a producer's batches), and only text columns are dictionary-encoded: in a
+        # row group this small every timestamp or float fits the dictionary, which then
+        # made the file 40-75% larger and full reads up to ~30% slower than a static series.
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        with pq.ParquetWriter(
+            temp, schema, compression="zstd", use_dictionary=_dictionary_columns(schema)
+        ) as writer:
             for batch in reader:
-                writer.write_batch(batch, row_group_size=122_880)
+                pending.append(batch)
+                pending_rows += batch.num_rows
                 rows += batch.num_rows
+                if pending_rows >= ROW_GROUP_ROWS:
+                    table = pa.Table.from_batches(pending, schema)
+                    whole = pending_rows - pending_rows % ROW_GROUP_ROWS
+                    writer.write_table(table.slice(0, whole), row_group_size=ROW_GROUP_ROWS)
+                    rest = table.slice(whole)
+                    pending, pending_rows = rest.to_batches(), rest.num_rows
+            if pending_rows:
+                table = pa.Table.from_batches(pending, schema)
+                writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
         return self._commit(key, temp, target, {**meta, "rows": rows})
 
     def store_bytes(self, key: str, data: bytes, meta: dict[str, Any]) -> CacheEntry:
@@ -159,3 +180,18 @@ class MaterializationCache:
     def _temp(self, target: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         return target.with_name(f".{target.name}.{os.getpid()}.tmp")
+
+
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    """The top-level text, binary and dictionary columns (worth a dictionary)."""
+    return [
+        f.name
+        for f in schema
+        if pa.types.is_string(f.type)
+        or pa.types.is_large_string(f.type)
+        or pa.types.is_binary(f.type)
+        or pa.types.is_large_binary(f.type)
+        or pa.types.is_dictionary(f.type)
+        or f.type == pa.string_view()
+        or f.type == pa.binary_view()
+    ]

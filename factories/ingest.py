@@ -7,7 +7,8 @@
 
 Not lazy: reading ``/sensor_logs`` lists what the last materialization imported.
 Materializing imports every file matching ``host_pattern`` (a glob; relative paths
-start at the folder holding ``pond.yaml``) as ``data``, ``table`` or ``series``.
+start at the folder holding ``pond.yaml``) as ``data`` (named as the file), or as
+``<stem>.table`` / ``<stem>.series``.
 An unchanged file (same sha256) is skipped; a changed one is re-imported — for a
 series that appends a version holding the rows after the series' last time (a grown
 log file; rows already imported are not imported twice).
@@ -58,14 +59,21 @@ class IngestFactory(Factory[IngestConfig]):
             pattern = (root or Path.cwd()) / pattern
         matches = sorted(Path(p) for p in glob.glob(str(pattern), recursive=True))
         files = [p for p in matches if p.is_file()]
+        kind = EntryType.from_short(config.type)
         names: dict[str, Path] = {}
         for path in files:
-            if path.name in names:
+            name = child_name(path, kind)
+            if name in names:
                 raise ConfigError(
-                    f"two host files are both named {path.name!r}: {names[path.name]} and {path}",
+                    f"two host files would both become {name!r}: {names[name]} and {path}",
                     subject=context.path,
                     hint="narrow host_pattern so file names are unique",
                 )
-            names[path.name] = path
-        kind = EntryType.from_short(config.type)
-        return [HostFile(p.name, p, kind, config.time_column) for p in files]
+            names[name] = path
+        return [HostFile(name, path, kind, config.time_column) for name, path in names.items()]
+
+
+def child_name(path: Path, kind: EntryType) -> str:
+    """A data file keeps its name; a table or series is ``<stem>.table``/``<stem>.series``,
+    as ``csv_directory`` names its children."""
+    return path.name if kind is EntryType.DATA else f"{path.stem}.{kind.short}"

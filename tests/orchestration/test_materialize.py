@@ -359,9 +359,9 @@ def test_a_grown_series_file_appends_only_its_new_rows(project):
     project.materialize()
 
     pond = project.open()
-    child = pond.node("/raw/a.csv")
+    child = pond.node("/raw/a.series")
     assert [(r.version, r.attributes.get("rows")) for r in child.versions] == [(1, 2), (2, 1)]
-    assert pond.read_table("/raw/a.csv").column("v").to_pylist() == [1, 2, 3]
+    assert pond.read_table("/raw/a.series").column("v").to_pylist() == [1, 2, 3]
     before = len(pond.log())
     project.materialize()
     assert len(pond.log()) == before

@@ -122,6 +122,23 @@ def timed(action: Callable[[], Any], repeat: int) -> tuple[float, Any]:
     return statistics.median(samples), result
 
 
+def timed_pair(
+    a: Callable[[], Any], b: Callable[[], Any], repeat: int
+) -> tuple[float, Any, float, Any]:
+    """Like ``timed`` for two actions, run alternately (so both see the same load)."""
+    a_result, b_result = a(), b()
+    a_samples, b_samples = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        a_result = a()
+        t1 = time.perf_counter()
+        b_result = b()
+        t2 = time.perf_counter()
+        a_samples.append((t1 - t0) * 1000)
+        b_samples.append((t2 - t1) * 1000)
+    return statistics.median(a_samples), a_result, statistics.median(b_samples), b_result
+
+
 def run_median(argv: list[str], repeat: int, env: dict[str, str] | None = None) -> float:
     """Median wall-clock milliseconds of a subprocess (it must succeed)."""
     samples = []
@@ -181,8 +198,9 @@ def queries(pond: Pond, files: list[str], versions: int, rows: int, repeat: int)
     out: list[Row] = []
     print(f"  {'query':<32} {'pond ms':>9} {'duckdb ms':>10} {'a/b':>6}  result")
     for name, pond_call, duck_sql in cases:
-        a_ms, a_result = timed(pond_call, repeat)
-        b_ms, b_result = timed(lambda sql=duck_sql: con.sql(sql).to_arrow_table(), repeat)
+        a_ms, a_result, b_ms, b_result = timed_pair(
+            pond_call, lambda sql=duck_sql: con.sql(sql).to_arrow_table(), repeat
+        )
         ratio = a_ms / b_ms
         a_row, b_row = first_row(a_result), first_row(b_result)
         shown = ", ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in a_row)
@@ -383,7 +401,7 @@ def main() -> None:
         print("\n1. build")
         pond, files, built = build(workdir, versions, args.rows)
         rows += built
-        print(f"\n2. queries (median of {args.repeat} after a warm-up)")
+        print(f"\n2. queries (median of {args.repeat} after a warm-up; pond and DuckDB alternate)")
         rows += queries(pond, files, versions, args.rows, args.repeat)
         print("\n3. start-up (median of 5)")
         rows += startup(str(workdir / "pond"), 5)

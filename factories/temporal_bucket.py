@@ -146,7 +146,7 @@ class TemporalBucketFactory(Factory[TemporalBucketConfig]):
 
     def produce(self, config: TemporalBucketConfig, context: FactoryContext) -> pa.Table:
         plan = _plan(config, context)
-        table, rows = _reduce(context.dataset(config.source), plan)
+        table, rows = _reduce(context.dataset(config.source), plan, stream=True)
         context.record_metric("rows_read", rows)
         return table
 
@@ -159,17 +159,19 @@ class TemporalBucketFactory(Factory[TemporalBucketConfig]):
         versions = context.versions(config.source)
         if known is None or known not in {v.version for v in versions}:
             return None  # not a static series we read before, or a version went away
+        if context.time_column(config.source) != config.time_column:
+            return None  # versions know the range of another column: no window to read
         added = [v for v in versions if v.version > known]
         if not added:
             return None  # something else changed: start over
-        spans = _new_spans(added, config.resolution)
+        plan = _plan(config, context)
+        spans = _new_spans(added, config.resolution, slack=int(plan.time_type.unit == "ns"))
         if spans is None:
             return None
-        plan = _plan(config, context)
         parts, rows = [], 0
         for start, end in spans:
             window = context.dataset(config.source, _as_datetime(start), _as_datetime(end))
-            part, read = _reduce(window, plan, threads=False)  # a few versions: no hand-offs
+            part, read = _reduce(window, plan, stream=False)
             parts.append(part)
             rows += read
         schema = parts[0].schema if parts else None
@@ -186,15 +188,19 @@ def bucket_span(low: int, high: int, width: timedelta) -> tuple[int, int]:
     return low // step * step, (high // step + 1) * step
 
 
-def _new_spans(added: list[SourceVersion], width: timedelta) -> list[tuple[int, int]] | None:
-    """The merged bucket ranges the added versions touch (None: a range is unknown)."""
+def _new_spans(
+    added: list[SourceVersion], width: timedelta, slack: int = 0
+) -> list[tuple[int, int]] | None:
+    """The merged bucket ranges the added versions touch (None: a range is unknown);
+    ``slack`` µs widen each range first (nanosecond times are kept in µs, rounded)."""
     spans = []
     for version in added:
         if version.rows == 0:
             continue
-        if version.min_event_time is None or version.max_event_time is None:
+        low, high = version.min_event_time, version.max_event_time
+        if low is None or high is None:
             return None
-        spans.append(bucket_span(version.min_event_time, version.max_event_time, width))
+        spans.append(bucket_span(low - slack, high + slack, width))
     merged: list[tuple[int, int]] = []
     for start, end in sorted(spans):
         if merged and start <= merged[-1][1]:
@@ -282,26 +288,32 @@ def _columns(
                 yield column
 
 
-def _reduce(dataset: ds.Dataset, plan: _Plan, *, threads: bool = True) -> tuple[pa.Table, int]:
+def _reduce(dataset: ds.Dataset, plan: _Plan, *, stream: bool) -> tuple[pa.Table, int]:
     """The buckets of ``dataset``'s rows, and how many rows were read.
 
     One ordered pass (``use_threads=False``): each bucket's figures accumulate in the
     rows' stored order (sorted by time first, stably, when first/last are asked), so a
     bucket always gets the same bits from the same rows, whatever else is read.
+    ``stream``: read in parallel batches with bounded memory (a whole series); otherwise
+    read into one table on this thread first (a few versions: no thread hand-offs).
     """
-    counted = _Counter(dataset.scanner(columns=plan.inputs, use_threads=threads).to_reader())
+    counted = _Counter()
+    if stream:
+        reader = counted.wrap(dataset.scanner(columns=plan.inputs, use_threads=True).to_reader())
+        source = ac.Declaration(
+            "record_batch_reader_source", ac.RecordBatchReaderSourceNodeOptions(reader)
+        )
+    else:
+        table = dataset.to_table(columns=plan.inputs, use_threads=False)
+        counted.rows = table.num_rows
+        source = ac.Declaration("table_source", ac.TableSourceNodeOptions(table))
     time = pc.field(plan.time_column)
     naive = pa.timestamp(plan.time_type.unit)  # floor in UTC, whatever the zone
     bucket = pc.floor_temporal(
         time.cast(naive), multiple=round(plan.width.total_seconds()), unit="second"
     ).cast(plan.time_type)
     values = [name for name in plan.inputs if name != plan.time_column]
-    steps = [
-        ac.Declaration(
-            "record_batch_reader_source", ac.RecordBatchReaderSourceNodeOptions(counted.reader)
-        ),
-        ac.Declaration("filter", ac.FilterNodeOptions(time.is_valid())),
-    ]
+    steps = [source, ac.Declaration("filter", ac.FilterNodeOptions(time.is_valid()))]
     if plan.is_ordered:
         steps.append(
             ac.Declaration("order_by", ac.OrderByNodeOptions([(plan.time_column, "ascending")]))
@@ -330,11 +342,13 @@ def _aggregate(measure: _Measure) -> tuple[str | list[str], str, pc.FunctionOpti
 
 
 class _Counter:
-    """A record batch reader that counts the rows passing through it."""
+    """Counts the rows read (``wrap``: those passing through a record batch reader)."""
 
-    def __init__(self, source: pa.RecordBatchReader):
+    def __init__(self) -> None:
         self.rows = 0
-        self.reader = pa.RecordBatchReader.from_batches(source.schema, self._batches(source))
+
+    def wrap(self, source: pa.RecordBatchReader) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(source.schema, self._batches(source))
 
     def _batches(self, source: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
         for batch in source:

@@ -519,3 +519,26 @@ def test_bad_input_on_the_command_line_exits_non_zero_and_changes_nothing(
     assert result.exit_code == 2
     assert "resolutions.1: Value error, 'often': is not a duration" in error(result)
     assert pond_state() == before
+
+
+def test_a_time_column_other_than_the_series_own_recomputes_in_full(pond):
+    def version(first: int) -> pa.Table:
+        table = minutes(first, 120).rename_columns(["ts", "temp", "level"])
+        measured = pa.array([t + timedelta(minutes=90) for t in table.column("ts").to_pylist()], TS)
+        return table.append_column("measured", measured)
+
+    with pond.transaction("load") as tx:
+        tx.write_table(SOURCE, version(0), "series", time_column="ts", parents=True)
+    pond.create_dynamic(
+        REDUCE, "temporal_reduce", reduce_config(time_column="measured", resolutions=["1h"])
+    )
+    materialize(pond, REDUCE)
+    with pond.transaction("append") as tx:
+        tx.write_table(SOURCE, version(120), "series")
+
+    updated = leaves(materialize(pond, REDUCE))
+
+    assert updated["/reduce/north/res=1h.series"].metrics["rows_read"] == 240  # all of it
+    expected, _ = full_recompute(pond, "/reduce/north/res=1h.series")
+    assert pond.read_table("/reduce/north/res=1h.series").equals(expected)
+    assert expected.column("count").to_pylist() == [30, 60, 60, 60, 30]

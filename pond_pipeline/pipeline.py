@@ -106,7 +106,10 @@ def _assemble(
         for persisted in _persisted_nodes(pond):
             nodes.setdefault(persisted.path, persisted)
     index = _PathIndex(nodes.values())
-    upstream = {path: index.upstream(node) for path, node in nodes.items()}
+    upstream = {path: _not_above(path, index.upstream(node)) for path, node in nodes.items()}
+    for path, node in nodes.items():
+        if node.factory.declared_children(node.config) is not None:
+            upstream[path] = _through_children(path, upstream)
     order = _derivation_order(project, nodes, upstream)
     return Pipeline(project, order, upstream, list(declared.values()))
 
@@ -281,6 +284,22 @@ def _persisted_nodes(pond: Pond) -> list[PipelineNode]:
             )
         )
     return found
+
+
+def _not_above(path: str, upstream: list[str]) -> list[str]:
+    """A node never depends on a directory that contains it."""
+    return [p for p in upstream if not path.startswith(p.rstrip("/") + "/")]
+
+
+def _through_children(path: str, upstream: dict[str, list[str]]) -> list[str]:
+    """A directory of declared children reads what its children read from outside it,
+    so it runs after their sources (and its children's own order stays theirs)."""
+    inside = path.rstrip("/") + "/"
+    found = set(upstream[path])
+    for child, sources in upstream.items():
+        if child.startswith(inside):
+            found.update(s for s in sources if s != path and not s.startswith(inside))
+    return sorted(found)
 
 
 class _PathIndex:

@@ -31,7 +31,6 @@ from pond_pipeline.dynamic.resolve import (
     TimeRange,
     derivation_order,
     dynamic_paths,
-    upstream_dynamic,
 )
 from pond_pipeline.errors import ConfigError, ConflictError, NotFoundError, PondError
 from pond_pipeline.factory import Factory, FactoryConfig
@@ -510,8 +509,12 @@ class PondTransaction:
         refresh: str | None = None,
         parents: bool = True,
         attributes: dict[str, Any] | None = None,
+        check_cycles: bool = True,
     ) -> OplogRecord:
-        """Validate and persist a dynamic node: one row, the config stored unexpanded."""
+        """Validate and persist a dynamic node: one row, the config stored unexpanded.
+
+        ``check_cycles=False`` leaves the (whole-pond) cycle check to the caller, who
+        creates many nodes in this transaction and checks once (``check_cycles()``)."""
         path = paths.normalize(path)
         factory = registry.get(factory_name)
         typed = registry.validate(factory, config, subject=path)
@@ -530,7 +533,8 @@ class PondTransaction:
         # checked with the node in place, so entries of a dynamic directory may read
         # each other; any error aborts the transaction: nothing is written
         self._check_sources(path, factory, typed)
-        self.check_cycles(path)
+        if check_cycles:
+            self.check_cycles()
         return record
 
     def _check_sources(self, path: str, factory: Factory[Any], typed: FactoryConfig) -> None:
@@ -552,17 +556,11 @@ class PondTransaction:
             child_typed = registry.validate(child_factory, spec.config, subject=child_path)
             self._check_sources(child_path, child_factory, child_typed)
 
-    def check_cycles(self, path: str) -> None:
+    def check_cycles(self) -> None:
+        """No dynamic node of the pond (as this transaction leaves it) reads itself,
+        directly or through others; a cycle is an error naming it."""
         resolver = self.resolver()
-        nodes = dynamic_paths(resolver)
-        derivation_order(resolver, nodes)
-        node = resolver.resolve(path)
-        if any(n.path == node.path for n in upstream_dynamic(resolver, node, nodes)):
-            raise ConfigError(
-                f"derivation cycle: {node.path} -> {node.path}",
-                subject=node.path,
-                hint="a source pattern matches the node itself",
-            )
+        derivation_order(resolver, dynamic_paths(resolver))
 
     # -- internals --------------------------------------------------------------------------
     def _write_payload(

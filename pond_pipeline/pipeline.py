@@ -176,7 +176,9 @@ def apply(
                     overwrite=item.action == "update",
                     refresh=node.refresh,
                     attributes={DECLARED_BY: origin},
+                    check_cycles=False,
                 )
+        tx.check_cycles()  # once for the whole file, with every node in place
     return items
 
 

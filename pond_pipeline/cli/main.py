@@ -573,7 +573,11 @@ def apply(ctx: click.Context, file: str | None, dry_run: bool, prune: bool) -> N
     items = (
         pipelines.plan(pond, pipeline, prune=prune)
         if pond is not None
-        else [pipelines.PlanItem("create", n.path, n.factory.name) for n in pipeline.nodes]
+        else [
+            pipelines.PlanItem("create", n.path, n.factory.name)
+            for n in pipeline.nodes
+            if n.spec is not None
+        ]
     )
     marks = {"create": "+", "update": "~", "unchanged": "=", "remove": "-"}
     for item in items:

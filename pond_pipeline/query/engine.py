@@ -1,8 +1,9 @@
 """The one adapter to DuckDB.
 
-User SQL runs in a ``SqlSession``: a fresh in-memory connection with external access
-disabled and its configuration locked *before* any user text is bound, so no query can
-read or write host files, ATTACH, INSTALL/LOAD, or turn the sandbox off. Pond data
+User SQL runs in a ``SqlSession``: a cursor of one in-memory database per process whose
+external access is disabled and configuration locked when it is created, *before* any
+user text is bound, so no query can read or write host files, ATTACH, INSTALL/LOAD, or
+turn the sandbox off. Each session's registrations and (temporary) views are its own. Pond data
 reaches it only as registered Arrow objects (pyarrow datasets keep filter and
 projection pushdown into Parquet row groups). A timer interrupts a runaway query.
 """
@@ -36,17 +37,15 @@ class SqlSession:
         self,
         *,
         timeout: float | None = DEFAULT_QUERY_TIMEOUT,
-        memory_limit: str | None = None,
         connector: Connector | None = None,
     ):
         self.timeout = timeout
         self._lease = connector() if connector is not None else None
-        self._con = self._lease.__enter__() if self._lease else duckdb.connect(":memory:")
-        self._con.execute("SET TimeZone='UTC'")
-        if memory_limit:
-            self._con.execute(f"SET memory_limit='{memory_limit}'")
-        self._con.execute("SET enable_external_access=false")
-        self._con.execute("SET lock_configuration=true")
+        if self._lease is not None:
+            self._con = self._lease.__enter__()
+            _sandbox(self._con)
+        else:
+            self._con = _sandboxed_database().cursor()
         self._registered: set[str] = set()
         self._definitions: dict[str, str] = {}
         """The user SQL of each view, so an error while streaming it shows that SQL."""
@@ -80,7 +79,7 @@ class SqlSession:
         and pushes filters of the outer query down to the registered datasets.
         """
         check_select(sql)
-        statement = f"CREATE VIEW {quote(name)} AS {with_bindings(sql, bindings)}"
+        statement = f"CREATE TEMP VIEW {quote(name)} AS {with_bindings(sql, bindings)}"
         self._run(sql, lambda: self._con.execute(statement))
         self._registered.add(name)
         self._definitions[name] = sql
@@ -174,6 +173,30 @@ class SqlSession:
         return sql
 
 
+_DATABASE: dict[int, Any] = {}
+_DATABASE_LOCK = threading.Lock()
+
+
+def _sandboxed_database() -> Any:
+    """This process's sandboxed in-memory database (made anew after a fork)."""
+    import os
+
+    with _DATABASE_LOCK:
+        database = _DATABASE.get(os.getpid())
+        if database is None:
+            _DATABASE.clear()
+            database = _DATABASE[os.getpid()] = duckdb.connect(":memory:")
+            _sandbox(database)
+        return database
+
+
+def _sandbox(con: Any) -> None:
+    """UTC, no access outside the process, and no way to change that back."""
+    con.execute("SET GLOBAL TimeZone='UTC'")
+    con.execute("SET enable_external_access=false")
+    con.execute("SET lock_configuration=true")
+
+
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -224,7 +247,7 @@ def referenced_tables(sql: str) -> set[str]:
     Parsed by DuckDB's own parser, without binding, so nothing is read.
     """
     check_select(sql)
-    con = duckdb.connect(":memory:")
+    con = _sandboxed_database().cursor()
     try:
         (serialized,) = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone() or ("{}",)
     finally:

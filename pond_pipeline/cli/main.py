@@ -29,8 +29,18 @@ SMALL_IMPORT_BYTES = 8 * 1024 * 1024
 
 class PondCommandError(click.ClickException):
     def __init__(self, error: PondError):
-        super().__init__(error.message)
+        super().__init__(one_line(error.message))
         self.exit_code = error.exit_code  # type: ignore[misc]  # click reads it per instance
+
+
+_CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F, *range(0x80, 0xA0)]}
+_CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def one_line(message: str) -> str:
+    """An error message as one printable line: user text it quotes (a YAML key, a name,
+    a query) cannot break the line or send terminal escape sequences."""
+    return message.translate(_CONTROL)
 
 
 class PondGroup(click.Group):

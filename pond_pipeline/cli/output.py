@@ -40,7 +40,7 @@ def write_rows(table: pa.Table | pa.RecordBatchReader, fmt: str) -> None:
         out.write(b"[")
         first = True
         for batch in reader:
-            for row in batch.to_pylist():
+            for row in pylist(batch):
                 out.write((b"" if first else b",\n") + json.dumps(row, default=jsonable).encode())
                 first = False
         out.write(b"]\n")
@@ -50,12 +50,22 @@ def write_rows(table: pa.Table | pa.RecordBatchReader, fmt: str) -> None:
     out.flush()
 
 
+def pylist(data: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
+    """Rows as Python values; a time Python cannot hold (after year 9999) stays Arrow's text."""
+    try:
+        rows: list[dict[str, Any]] = data.to_pylist()
+    except (OverflowError, ValueError):
+        columns = [c.cast(pa.string()) if pa.types.is_temporal(c.type) else c for c in data.columns]
+        rows = type(data).from_arrays(columns, names=data.column_names).to_pylist()
+    return rows
+
+
 def print_arrow(table: pa.Table) -> None:
     view = Table(show_edge=False, header_style="bold", pad_edge=False)
     for field in table.schema:
         numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type)
         view.add_column(Text(field.name), justify="right" if numeric else "left")
-    for row in table.to_pylist():
+    for row in pylist(table):
         view.add_row(*(Text(render(value)) for value in row.values()))  # data, not markup
     console().print(view)
     console().print(f"[dim]{table.num_rows} row{'s' if table.num_rows != 1 else ''}[/dim]")

@@ -48,8 +48,25 @@ def first_timestamp_column(schema: pa.Schema) -> str | None:
     return None
 
 
+_MICROS_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def to_micros(value: Any) -> int:
-    """A timestamp/date scalar or ``datetime`` as µs since the epoch (naive = UTC)."""
+    """A timestamp/date scalar or ``datetime`` as µs since the epoch (naive = UTC).
+
+    Arrow scalars are converted from their integer value, so a time beyond Python's
+    year 9999 still works; it is clamped to the int64 range the oplog stores."""
+    if isinstance(value, pa.TimestampScalar | pa.Date32Scalar | pa.Date64Scalar):
+        raw = int(value.value)
+        if isinstance(value, pa.Date32Scalar):
+            micros = raw * 86_400_000_000
+        elif isinstance(value, pa.Date64Scalar):
+            micros = raw * 1_000
+        else:
+            unit = value.type.unit
+            micros = raw // 1_000 if unit == "ns" else raw * _MICROS_PER_UNIT[unit]
+        return max(_INT64_MIN, min(_INT64_MAX, micros))
     if isinstance(value, pa.Scalar):
         value = value.as_py()
     if isinstance(value, datetime):
@@ -114,12 +131,20 @@ def describe_parquet(
     subject: str,
     owned: bool = False,
 ) -> Payload:
-    """A table/series payload: schema, rows and (series) temporal range from its Parquet."""
+    """A table/series payload: schema, rows and (series) temporal range from its Parquet.
+
+    A Parquet file that is not the pond's own (``owned=False``: a user's file) is read
+    through once, so a damaged page is refused here rather than failing every read.
+    """
     try:
         parquet = pq.ParquetFile(pa.BufferReader(source) if isinstance(source, bytes) else source)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ConfigError(f"not a readable Parquet file ({exc})", subject=subject) from exc
-    schema = parquet.schema_arrow
+        schema = parquet.schema_arrow
+        if not owned:
+            check_readable(parquet)
+    except (pa.ArrowException, OSError) as exc:
+        raise ConfigError(
+            f"not a readable Parquet file ({_first_line(exc)})", subject=subject
+        ) from exc
     attributes: dict[str, Any] = {
         "rows": parquet.metadata.num_rows,
         "schema": encode_schema(schema),
@@ -128,8 +153,25 @@ def describe_parquet(
     if entry_type is EntryType.SERIES:
         column = check_time_column(schema, time_column, subject)
         attributes["time_column"] = column
-        payload.min_event_time, payload.max_event_time = event_range(parquet, column)
+        try:
+            payload.min_event_time, payload.max_event_time = event_range(parquet, column)
+        except (pa.ArrowException, OSError) as exc:
+            raise ConfigError(
+                f"not a readable Parquet file ({_first_line(exc)})", subject=subject
+            ) from exc
     return payload
+
+
+def check_readable(parquet: pq.ParquetFile) -> None:
+    """Decode every page, one batch at a time; the row count must match the footer."""
+    rows = sum(batch.num_rows for batch in parquet.iter_batches(batch_size=65536))
+    if rows != parquet.metadata.num_rows:
+        raise pa.ArrowInvalid(f"{rows} rows decoded, the footer says {parquet.metadata.num_rows}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def unify_series_schema(existing: pa.Schema, incoming: pa.Schema, subject: str) -> None:

@@ -85,6 +85,7 @@ class SqlSession:
         self._definitions[name] = sql
 
     def query(self, sql: str, bindings: dict[str, str] | None = None) -> pa.Table:
+        require_text(sql)
         text = with_bindings(sql, bindings or {})
         table: pa.Table = self._run(sql, lambda: self._con.sql(text).to_arrow_table())
         return table
@@ -97,6 +98,7 @@ class SqlSession:
         The timeout runs until the stream is read to its end: DuckDB computes batches
         as they are pulled, so a runaway query is interrupted while it is being read.
         """
+        require_text(sql)
         text = with_bindings(sql, bindings or {})
         shown = self._shown(sql)
         timer = self._start_timer()
@@ -205,9 +207,13 @@ _WITH = re.compile(r"^\s*WITH(\s+RECURSIVE)?\s", re.IGNORECASE)
 
 
 def with_bindings(sql: str, bindings: dict[str, str]) -> str:
-    """Prefix ``sql`` with CTEs naming each binding (``source`` → a registered view)."""
+    """Prefix ``sql`` with CTEs naming each binding (``source`` → a registered view).
+
+    Only a single SELECT can take them, so anything else is refused here, clearly,
+    rather than as a syntax error in text the user never wrote."""
     if not bindings:
         return sql
+    check_select(sql)
     ctes = ", ".join(
         f"{quote(alias)} AS NOT MATERIALIZED (SELECT * FROM {quote(target)})"
         for alias, target in bindings.items()
@@ -222,6 +228,7 @@ def with_bindings(sql: str, bindings: dict[str, str]) -> str:
 def check_select(sql: str) -> None:
     """User SQL is one read-only query: a single SELECT (``WITH``, ``FROM``-first, and
     ``VALUES`` are SELECTs too). Anything else is refused before it reaches DuckDB."""
+    require_text(sql)
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
@@ -239,6 +246,15 @@ def check_select(sql: str) -> None:
             subject=_short(sql),
             hint="pond SQL reads pond data; it cannot write, attach, load or change settings",
         )
+
+
+def require_text(sql: str) -> None:
+    """SQL is UTF-8 text (a command-line argument may carry undecodable bytes)."""
+    try:
+        sql.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = sql.encode("utf-8", "backslashreplace").decode()
+        raise QueryError("the query is not valid UTF-8 text", subject=_short(shown)) from None
 
 
 def referenced_tables(sql: str) -> set[str]:
@@ -327,7 +343,7 @@ def _check_header(source: Path, subject: str) -> None:
             subject=subject,
             hint="a CSV needs a header line naming its columns",
         )
-    if not first.removeprefix(b"\xef\xbb\xbf").strip(b"\r\n"):
+    if first.removeprefix(b"\xef\xbb\xbf")[:1] in (b"\r", b"\n"):
         raise ConfigError(
             "not a readable CSV: line 1 is blank, not a header",
             subject=subject,

@@ -78,9 +78,14 @@ def materialize(
     run_id: str | None = None,
     validate: Validator | None = None,
     declared: Declaration | None = None,
+    enclosing: tuple[str, Declaration] | None = None,
 ) -> Materialized:
+    """``enclosing``: the (path, declaration) of the directory that declares ``path`` as
+    an entry, applied first (the entry exists, with its ``pond.yaml`` config)."""
     path = paths.normalize(path)
     with pond.transaction(f"materialize {path}", run_id=run_id) as tx:
+        if enclosing is not None:
+            apply_declaration(tx, *enclosing)
         if declared is not None:
             apply_declaration(tx, path, declared)
         resolver = tx.resolver()
@@ -181,6 +186,8 @@ def _materialize_directory(
     parent_id: str | None = None,
 ) -> Materialized:
     if resolver.materialized_record(node) is not None:
+        if validate is not None:  # nothing to write, but the schema may have changed since
+            _validate_stored(resolver, node, validate)
         return Materialized(node.path, fingerprint, changed=False)
     children = resolver.children(node)
     attributes = _kept_attributes(node) | {"fingerprint": fingerprint}
@@ -242,6 +249,15 @@ def _materialize_directory(
             )
         )
     return result
+
+
+def _validate_stored(resolver: Resolver, node: Node, validate: Validator) -> None:
+    """Every table or series a materialized directory holds, checked as it is stored."""
+    for child in resolver.children(node).values():
+        if child.entry_type is EntryType.DIRECTORY:
+            _validate_stored(resolver, child, validate)
+        elif child.entry_type.is_tabular and child.latest is not None and child.latest.blob:
+            validate(child.path, resolver.reader.dataset([child.latest], child.path).to_table())
 
 
 def _import_host_files(

@@ -35,6 +35,8 @@ class PipelineNode:
     spec: pond_yaml.NodeSpec | None = None
     """``None`` for a node that lives only in the pond (made with ``mknod``)."""
     refresh: str | None = None
+    declared_in: "PipelineNode | None" = None
+    """For an entry of a directory ``pond.yaml`` declares (``dynamic_dir``): that node."""
 
     @property
     def declaration(self) -> Declaration:
@@ -259,6 +261,7 @@ def _declared_children(
             [paths.normalize(p) for p in factory.sources(typed)],
             None,
             parent.refresh,
+            parent.declared_in or parent,
         )
         found.extend([node, *_declared_children(project, key, node)])
     return found

@@ -6,6 +6,7 @@ interval, and the node's ``schema:`` as the asset checks ``schema`` and
 ``temporal_column``.
 """
 
+import json
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -72,12 +73,16 @@ def build_external_assets(static_inputs: dict[str, list[str]]) -> list[AssetSpec
 def build_node_asset(node: PipelineNode, deps: Sequence[AssetKey]) -> AssetsDefinition:
     """The asset of one dynamic node (built in its own function: no loop-variable capture)."""
     key = asset_key(node.path)
-    schema_spec = node.spec.schema_ if node.spec else None
+    # an entry of a declared directory is checked against the directory's schema: the
+    # directory writes it first, but the entry's own run writes it when its sources change
+    declared = node.spec or (node.declared_in.spec if node.declared_in else None)
+    schema_spec = declared.schema_ if declared else None
     check_specs = [AssetCheckSpec(name, asset=key) for name in CHECK_NAMES] if schema_spec else []
     metadata: dict[str, Any] = {
         "pond/path": node.path,
         "pond/factory": node.factory.name,
-        "pond/config": MetadataValue.json(node.raw_config),
+        # as stored: a YAML timestamp (synthetic's start) becomes its text
+        "pond/config": MetadataValue.json(json.loads(json.dumps(node.raw_config, default=str))),
         "pond/type": node.entry_type.value,
     }
     if node.refresh:
@@ -104,6 +109,11 @@ def build_node_asset(node: PipelineNode, deps: Sequence[AssetKey]) -> AssetsDefi
                 run_id=context.run.run_id,
                 validate=validator,
                 declared=node.declaration if node.spec else None,
+                enclosing=(
+                    (node.declared_in.path, node.declared_in.declaration)
+                    if node.declared_in
+                    else None
+                ),
             )
         except CheckFailedError as exc:
             assert validator is not None
@@ -165,16 +175,22 @@ def result_metadata(result: Materialized) -> dict[str, Any]:
         )
     if result.preview is not None:
         metadata["pond/preview"] = MetadataValue.md(markdown_rows(result.preview))
-    for name, value in result.metrics.items():
+    # a directory's figures are its children's (a temporal_reduce: every bucket series)
+    for name, value in (result.metrics or _children_metrics(result)).items():
         metadata[f"pond/{name}"] = value
     if result.children:
-        metadata["pond/children"] = MetadataValue.json(
-            [
-                {"path": c.path, "changed": c.changed, "version": c.version, "rows": c.rows}
-                for c in result.children
-            ]
-        )
+        metadata["pond/children"] = MetadataValue.json([_child(c) for c in result.children])
     return metadata
+
+
+def _child(child: Materialized) -> dict[str, Any]:
+    rows = child.rows if child.rows is not None else _children_rows(child)
+    entry = {"path": child.path, "changed": child.changed, "version": child.version, "rows": rows}
+    if child.metrics:
+        entry["metrics"] = dict(child.metrics)
+    if child.children:  # a nested directory (temporal_reduce's <out>/res=…)
+        entry["children"] = [_child(c) for c in child.children]
+    return entry
 
 
 def markdown_rows(table: pa.Table) -> str:
@@ -208,8 +224,20 @@ def build_schedules(pipeline: Pipeline) -> list[ScheduleDefinition]:
 
 
 def _children_rows(result: Materialized) -> int | None:
-    rows = [c.rows for c in result.children if c.rows is not None]
+    """The rows the children wrote, nested directories' included."""
+    found = [c.rows if c.rows is not None else _children_rows(c) for c in result.children]
+    rows = [r for r in found if r is not None]
     return sum(rows) if rows else None
+
+
+def _children_metrics(result: Materialized) -> dict[str, int | float]:
+    """The numeric figures the children reported (e.g. ``rows_read``), summed."""
+    total: dict[str, int | float] = {}
+    for child in result.children:
+        for name, value in (child.metrics or _children_metrics(child)).items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                total[name] = total.get(name, 0) + value
+    return total
 
 
 def _iso(micros: int) -> str:

@@ -21,14 +21,28 @@ from pond_pipeline.api import Pond
 from pond_pipeline.cli.main import cli
 
 REPO = Path(__file__).resolve().parents[2]
-NODES = (
+NODES = (  # the nodes of pond.yaml, in its order (which is also the derivation order)
     "/sensor_logs",
     "/processed/sensor_series",
+    "/clean",
+    "/reduced",
+    "/analytics/north_south.series",
     "/analytics/daily_summary.series",
     "/analytics/warm_days.series",
     "/reports/sensors.md",
 )
-FACTORIES = ("ingest", "csv_directory", "sql_derived_series", "sql_derived_series", "template")
+FACTORIES = (
+    "ingest",
+    "csv_directory",
+    "dynamic_dir",
+    "temporal_reduce",
+    "timeseries_join",
+    "sql_derived_series",
+    "sql_derived_series",
+    "template",
+)
+ENTRIES = ("/clean/north.series", "/clean/south.series", "/clean/east.series")
+"""Declared inside ``/clean``: no plan line of their own, but a node (and an asset) each."""
 
 
 class Folder:
@@ -108,10 +122,14 @@ def test_apply_creates_every_node_in_one_transaction(folder):
 
     assert result.exit_code == 0, result.stderr
     assert plan_lines(result) == [("create", p, f) for p, f in zip(NODES, FACTORIES, strict=True)]
-    assert result.stdout.splitlines()[-1] == f"applied 5 change(s) to {folder.pond_path}"
+    assert result.stdout.splitlines()[-1] == f"applied 8 change(s) to {folder.pond_path}"
     log = folder.log()
     assert [t["command"] for t in log] == ["apply pond.yaml", "init"]
     assert set(NODES) <= set(log[0]["paths"])
+    for entry in ENTRIES:  # created with their directory, in the same transaction
+        node = folder.open().node(entry)
+        assert node.is_dynamic
+        assert node.factory == "sql_derived_series"
     pond = folder.open()
     summary = pond.node("/analytics/daily_summary.series")
     assert summary.factory == "sql_derived_series"
@@ -166,8 +184,8 @@ def test_dry_run_on_a_fresh_folder_creates_no_pond(folder):
     result = invoke("apply", "--dry-run")
 
     assert result.exit_code == 0, result.stderr
-    assert [a for a, _, _ in plan_lines(result)] == ["create"] * 5
-    assert result.stdout.splitlines()[-1] == "dry run: 5 change(s) planned, nothing written"
+    assert [a for a, _, _ in plan_lines(result)] == ["create"] * 8
+    assert result.stdout.splitlines()[-1] == "dry run: 8 change(s) planned, nothing written"
     assert not folder.pond_path.exists()
 
 
@@ -205,7 +223,7 @@ def test_prune_removes_a_node_the_file_dropped(applied):
     assert applied.log()[0]["paths"] == ["/reports/sensors.md"]
     assert [i.path for i in applied.open().list_nodes("/reports/")] == []
     again = invoke("apply", "--prune")
-    assert [a for a, _, _ in plan_lines(again)] == ["unchanged"] * 4
+    assert [a for a, _, _ in plan_lines(again)] == ["unchanged"] * 7
 
 
 def test_prune_keeps_nodes_the_file_never_created(applied):
@@ -378,16 +396,24 @@ def test_materialize_all_runs_the_pipeline_and_the_log_shows_the_run_ids(folder)
     lines = result.stdout.splitlines()
     assert lines[0] == "✓ /sensor_logs: 3 version(s) written in txn 2"
     assert lines[1].startswith("✓ /processed/sensor_series: 216 rows; 4 version(s) written")
-    assert lines[2].startswith("✓ /analytics/daily_summary.series: 9 rows; 1 version(s)")
-    assert lines[2].endswith("checks: schema passed, temporal_column passed")
-    assert lines[3].startswith("✓ /analytics/warm_days.series: 6 rows; 1 version(s)")
+    # the directory writes its entries (214 rows: north's two fault rows dropped), so
+    # their own runs, right after, find them current
+    assert lines[2] == "✓ /clean: 214 rows; 4 version(s) written in txn 4"
+    assert lines[3:6] == [f"✓ {entry}: 0 version(s) written" for entry in ENTRIES]
+    # 3 sites x (hourly + daily): 70 + 72 + 72 hours and 3 x 3 days, in 3 + 1 directories
+    assert lines[6] == "✓ /reduced: 223 rows; 10 version(s) written in txn 5"
+    assert lines[7].startswith("✓ /analytics/north_south.series: 72 rows; 1 version(s)")
+    assert lines[8].startswith("✓ /analytics/daily_summary.series: 9 rows; 1 version(s)")
+    assert lines[8].endswith("checks: schema passed, temporal_column passed")
+    assert lines[9].startswith("✓ /analytics/warm_days.series: 6 rows; 1 version(s)")
+    assert lines[10].startswith("✓ /reports/sensors.md: 1 version(s) written")
     assert "report: pond cat /reports/sensors.md" in result.stdout
     assert "dagster dev -w workspace.yaml" in lines[-1]
     log = folder.log()
     runs = [t for t in log if t["command"].startswith("materialize ")]
     assert [t["command"] for t in runs] == [f"materialize {p}" for p in reversed(NODES)]
     assert all(t.get("run_id") for t in runs)
-    assert len({t["run_id"] for t in runs}) == 5  # one in-process run per node
+    assert len({t["run_id"] for t in runs}) == 8  # one in-process run per node
     assert "run_id" not in log[-1]  # init
     table = invoke("--pond", str(folder.pond_path), "log", "--limit", "1").stdout
     assert runs[0]["run_id"] in table
@@ -398,7 +424,9 @@ def test_materialize_all_runs_the_pipeline_and_the_log_shows_the_run_ids(folder)
 
     assert again.exit_code == 0, again.stderr
     assert folder.log() == log
-    assert all(" 0 version(s) written" in line for line in again.stdout.splitlines()[:5])
+    again_lines = [line for line in again.stdout.splitlines() if line.startswith("✓ ")]
+    assert len(again_lines) == len(NODES) + len(ENTRIES)
+    assert all(": 0 version(s) written" in line for line in again_lines), again_lines
 
 
 def test_materialize_selected_paths_with_a_config_file_elsewhere(folder, monkeypatch, tmp_path):
@@ -464,4 +492,4 @@ def test_apply_in_a_subprocess_never_imports_dagster(folder):
     )
 
     assert result.stdout.splitlines()[-1] == "False"
-    assert "dry run: 5 change(s) planned" in result.stdout
+    assert "dry run: 8 change(s) planned" in result.stdout

@@ -16,13 +16,18 @@ from pond_pipeline.orchestration.build import build_definitions
 
 REPO = Path(__file__).resolve().parents[2]
 SENSORS = ("east", "north", "south")
-PATHS = (
+PATHS = (  # the nodes pond.yaml declares, in its order
     "/sensor_logs",
     "/processed/sensor_series",
+    "/clean",
+    "/reduced",
+    "/analytics/north_south.series",
     "/analytics/daily_summary.series",
     "/analytics/warm_days.series",
     "/reports/sensors.md",
 )
+ENTRIES = ("/clean/north.series", "/clean/south.series", "/clean/east.series")
+"""The entries ``/clean`` (a ``dynamic_dir``) declares: an asset each."""
 
 
 @dataclass(frozen=True)

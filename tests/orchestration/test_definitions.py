@@ -18,6 +18,12 @@ from pond_pipeline.orchestration.build import build_definitions
 KEYS = {
     "/sensor_logs": "sensor_logs",
     "/processed/sensor_series": "processed/sensor_series",
+    "/clean": "clean",
+    "/clean/north.series": "clean/north_series",
+    "/clean/south.series": "clean/south_series",
+    "/clean/east.series": "clean/east_series",
+    "/reduced": "reduced",
+    "/analytics/north_south.series": "analytics/north_south_series",
     "/analytics/daily_summary.series": "analytics/daily_summary_series",
     "/analytics/warm_days.series": "analytics/warm_days_series",
     "/reports/sensors.md": "reports/sensors_md",
@@ -49,18 +55,40 @@ def test_example_assets_keys_dependencies_and_groups(example):
     graph = graph_of(example.definitions())
 
     assert set(graph) == set(KEYS.values())
+    assert len(graph) == 11  # 8 nodes in pond.yaml + the 3 entries of /clean
     assert {key: node["deps"] for key, node in graph.items()} == {
         "sensor_logs": [],
         # a glob over the host is no pond dependency; a pond glob into a dynamic directory is
         "processed/sensor_series": ["sensor_logs"],
+        # each entry from its own source (a file inside a dynamic directory)
+        "clean/north_series": ["processed/sensor_series"],
+        "clean/south_series": ["processed/sensor_series"],
+        "clean/east_series": ["processed/sensor_series"],
+        # the directory runs after its entries' sources, never after its own entries
+        "clean": ["processed/sensor_series"],
+        # /clean/*.series: the entries it matches and the directory holding them
+        "reduced": ["clean", "clean/east_series", "clean/north_series", "clean/south_series"],
+        # a file inside the reduce's listing: the reduce (its children are no assets)
+        "analytics/north_south_series": ["reduced"],
         "analytics/daily_summary_series": ["processed/sensor_series"],
         # a dynamic file read directly
         "analytics/warm_days_series": ["analytics/daily_summary_series"],
-        "reports/sensors_md": ["analytics/daily_summary_series", "analytics/warm_days_series"],
+        "reports/sensors_md": [
+            "analytics/daily_summary_series",
+            "analytics/north_south_series",
+            "analytics/warm_days_series",
+            "reduced",
+        ],
     }
     assert {key: node["group"] for key, node in graph.items()} == {
         "sensor_logs": "sensor_logs",
         "processed/sensor_series": "processed",
+        "clean": "clean",
+        "clean/north_series": "clean",
+        "clean/south_series": "clean",
+        "clean/east_series": "clean",
+        "reduced": "reduced",
+        "analytics/north_south_series": "analytics",
         "analytics/daily_summary_series": "analytics",
         "analytics/warm_days_series": "analytics",
         "reports/sensors_md": "reports",
@@ -106,6 +134,13 @@ def test_example_schedules_one_job_per_interval(example):
     daily = defs.resolve_job_def("refresh_1d")
     assert {k.to_user_string() for k in hourly.asset_layer.executable_asset_keys} == {
         "sensor_logs",
+        "clean",
+        # the entries share their directory's refresh
+        "clean/north_series",
+        "clean/south_series",
+        "clean/east_series",
+        "reduced",
+        "analytics/north_south_series",
         "analytics/daily_summary_series",
         "analytics/warm_days_series",
     }
@@ -188,6 +223,7 @@ def test_a_node_reading_a_glob_of_dynamic_files_depends_on_each(example):
 
     assert graph["exports/all_table"]["deps"] == [
         "analytics/daily_summary_series",
+        "analytics/north_south_series",
         "analytics/warm_days_series",
     ]
     assert graph["exports/all_table"]["group"] == "exports"

@@ -14,6 +14,27 @@ from factories.sql_derived import SqlDerivedSeriesFactory
 SUMMARY = "/analytics/daily_summary.series"
 WARM = "/analytics/warm_days.series"
 REPORT = "/reports/sensors.md"
+PATHS = (
+    "/sensor_logs",
+    "/processed/sensor_series",
+    "/clean",
+    "/reduced",
+    "/analytics/north_south.series",
+    SUMMARY,
+    WARM,
+    REPORT,
+)
+ENTRIES = ("/clean/north.series", "/clean/south.series", "/clean/east.series")
+UPSTREAM = {  # the nodes of pond.yaml each node reads (directly or through a glob)
+    "/sensor_logs": [],
+    "/processed/sensor_series": ["/sensor_logs"],
+    "/clean": ["/processed/sensor_series"],
+    "/reduced": ["/clean"],
+    "/analytics/north_south.series": ["/reduced"],
+    SUMMARY: ["/processed/sensor_series"],
+    WARM: [SUMMARY],
+    REPORT: [SUMMARY, WARM, "/analytics/north_south.series", "/reduced"],
+}
 
 
 def expected_summary(data_folder) -> list[dict[str, Any]]:
@@ -100,7 +121,9 @@ def test_materializing_everything_writes_the_expected_versions_and_rows(material
         assert line in report
     assert "- **east**: 3 days" in report
     assert "- **south**: 3 days" in report
-    assert "north" not in report.split("## Warm days")[1]
+    warm_section = report.split("## Warm days")[1].split("\n## ")[0]
+    assert "- **" in warm_section
+    assert "north" not in warm_section
 
 
 def test_every_transaction_of_a_run_carries_its_run_id(materialized_once):
@@ -108,13 +131,14 @@ def test_every_transaction_of_a_run_carries_its_run_id(materialized_once):
 
     log = example.open().log()
     written = [t for t in log if t.command.startswith("materialize ")]
-    assert [t.command.removeprefix("materialize ") for t in reversed(written)] == [
-        "/sensor_logs",
-        "/processed/sensor_series",
-        SUMMARY,
-        WARM,
-        REPORT,
-    ]
+    order = [t.command.removeprefix("materialize ") for t in reversed(written)]
+    # one transaction per node of pond.yaml (/clean's writes its entries), each after the
+    # transactions of the nodes it reads
+    assert sorted(order) == sorted(PATHS)
+    for path, sources in UPSTREAM.items():
+        assert all(order.index(s) < order.index(path) for s in sources), (path, order)
+    clean = next(t for t in written if t.command == "materialize /clean")
+    assert set(ENTRIES) < set(clean.paths)
     assert {t.run_id for t in written} == {result.run_id}
     assert [t.run_id for t in log if t.command == "init"] == [None]
 
@@ -178,6 +202,13 @@ def test_a_changed_csv_is_reimported_alone_and_downstream_nodes_get_new_versions
             "/sensor_logs/east.csv",
             "/processed/sensor_series",
             "/processed/sensor_series/east.series",
+            # an entry of /clean (an asset of its own); the directory's listing is as it was
+            "/clean/east.series",
+            "/reduced",
+            "/reduced/east",
+            "/reduced/east/res=1h.series",
+            "/reduced/east/res=1d.series",
+            # not the north/south join: neither of its inputs changed
             SUMMARY,
             WARM,
             REPORT,
@@ -306,11 +337,16 @@ def test_a_violation_on_a_fresh_pond_leaves_no_trace_of_the_node(example):
 
     assert not result.success
     pond = example.open()
-    assert [t.command for t in pond.log()][:2] == [
+    # every node but the summary and those reading it (which never ran) was written
+    assert sorted(t.command for t in pond.log() if t.command.startswith("materialize ")) == [
+        "materialize /analytics/north_south.series",
+        "materialize /clean",
         "materialize /processed/sensor_series",
+        "materialize /reduced",
         "materialize /sensor_logs",
     ]
-    assert not any(p.path.startswith("/analytics") for p in pond.list_nodes())
+    assert not any(p.path.startswith((SUMMARY, WARM, "/reports")) for p in pond.list_nodes())
+    assert pond.node("/analytics/north_south.series").latest is not None
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"schema": False, "temporal_column": True}
 

@@ -143,11 +143,19 @@ def test_webserver_serves_the_graph_and_runs_a_materialization(example, tmp_path
         assert graph == {
             "sensor_logs": [],
             "processed/sensor_series": ["sensor_logs"],
+            "clean": ["processed/sensor_series"],
+            "clean/north_series": ["processed/sensor_series"],
+            "clean/south_series": ["processed/sensor_series"],
+            "clean/east_series": ["processed/sensor_series"],
+            "reduced": ["clean", "clean/east_series", "clean/north_series", "clean/south_series"],
+            "analytics/north_south_series": ["reduced"],
             "analytics/daily_summary_series": ["processed/sensor_series"],
             "analytics/warm_days_series": ["analytics/daily_summary_series"],
             "reports/sensors_md": [
                 "analytics/daily_summary_series",
+                "analytics/north_south_series",
                 "analytics/warm_days_series",
+                "reduced",
             ],
         }
         assert {"/".join(n["assetKey"]["path"]): n["groupName"] for n in nodes}[

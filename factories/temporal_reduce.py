@@ -32,6 +32,7 @@ from pond_pipeline.durations import Duration, format_duration
 from pond_pipeline.errors import FactoryError
 from pond_pipeline.factory import ChildSpec, Factory, FactoryConfig, FactoryContext
 from pond_pipeline.kinds import EntryType
+from pond_pipeline.paths import glob_captures, split, wildcard_count
 
 __all__ = [
     "TemporalReduceConfig",
@@ -39,8 +40,6 @@ __all__ = [
     "TemporalResolutionsConfig",
     "TemporalResolutionsFactory",
     "expand_out_pattern",
-    "glob_captures",
-    "wildcard_count",
 ]
 
 _REFERENCE = re.compile(r"\$(\d+)")
@@ -173,68 +172,11 @@ class TemporalResolutionsFactory(Factory[TemporalResolutionsConfig]):
         return config.bucket_children(config.source)
 
 
-def wildcard_count(pattern: str) -> int:
-    """How many captures ``pattern`` has (``$1``..``$n``): one per ``*``, ``?`` and ``**``."""
-    return _pattern_regex(pattern).groups
-
-
-def glob_captures(pattern: str, path: str) -> list[str] | None:
-    """What each wildcard of ``pattern`` matched in ``path`` (None: no match).
-
-    The same captures as the pond's glob matching: each ``*``/``?`` within a segment is
-    its own capture, ``**`` captures the segments it spans (``""`` for none), and
-    ``[...]`` classes are not captures.
-    """
-    match = _pattern_regex(pattern).fullmatch("/".join(_split(path)))
-    return [group or "" for group in match.groups()] if match else None
-
-
 def expand_out_pattern(out_pattern: str, path: str, captures: list[str]) -> str:
     """``out_pattern`` with ``$0`` (the path without its leading ``/``) and ``$n``."""
-    values = ["/".join(_split(path)), *captures]
+    values = ["/".join(split(path)), *captures]
 
     def substitute(match: re.Match[str]) -> str:
         return values[int(match.group(1))]
 
     return _REFERENCE.sub(substitute, out_pattern)
-
-
-def _split(path: str) -> list[str]:
-    return [segment for segment in path.split("/") if segment and segment != "."]
-
-
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    segments = _split(pattern)
-    regex = ""
-    for index, segment in enumerate(segments):
-        if segment == "**":  # zero segments too: captures ""
-            if index > 0:
-                regex += "(?:/(.*))?"
-            else:
-                regex += "(.*)" if len(segments) == 1 else "(?:(.*)/)?"
-            continue
-        glued = index == 0 or (index == 1 and segments[0] == "**")
-        regex += ("" if glued else "/") + _segment_regex(segment)
-    return re.compile(regex, re.DOTALL)
-
-
-def _segment_regex(segment: str) -> str:
-    out = []
-    index = 0
-    while index < len(segment):
-        char = segment[index]
-        close = segment.find("]", index + 2) if char == "[" else -1
-        if char == "*":
-            out.append("([^/]*)")
-        elif char == "?":
-            out.append("([^/])")
-        elif close > 0:  # a character class, as fnmatch reads it (not a capture)
-            body = segment[index + 1 : close]
-            negate = body.startswith("!")
-            body = re.escape(body[1:] if negate else body).replace("\\-", "-")
-            out.append(f"[{'^' if negate else ''}{body}]")
-            index = close
-        else:
-            out.append(re.escape(char))
-        index += 1
-    return "".join(out)

@@ -17,7 +17,6 @@ lacks is nulls for it; a column no series has is an error (a misspelt name). Ser
 the pattern matches later appear at the next read.
 """
 
-import re
 from collections.abc import Sequence
 
 import pyarrow as pa
@@ -28,8 +27,9 @@ from factories.timeseries_join import DEFAULT_TIME_COLUMN, Member, join_on_time,
 from pond_pipeline.errors import ConfigError
 from pond_pipeline.factory import Factory, FactoryConfig, FactoryContext, SqlRelation
 from pond_pipeline.kinds import EntryType
+from pond_pipeline.paths import glob_captures
 
-__all__ = ["TimeseriesPivotConfig", "TimeseriesPivotFactory", "pattern_captures", "series_name"]
+__all__ = ["TimeseriesPivotConfig", "TimeseriesPivotFactory", "series_name"]
 
 
 class TimeseriesPivotConfig(FactoryConfig):
@@ -123,52 +123,9 @@ def _fill_missing(members: list[Member], config: TimeseriesPivotConfig) -> None:
 def series_name(pattern: str, path: str) -> str:
     """What the pattern's wildcards matched in ``path`` (joined with ``.``), or, without
     wildcards, the path's base name without its extension."""
-    captures = [c.replace("/", ".") for c in pattern_captures(pattern, path) or [] if c]
+    captures = [c.replace("/", ".") for c in glob_captures(pattern, path) or [] if c]
     if captures:
         return ".".join(captures)
     base = path.rstrip("/").rsplit("/", 1)[-1]
     stem, dot, _ = base.rpartition(".")
     return stem if dot and stem else base
-
-
-def pattern_captures(pattern: str, path: str) -> list[str] | None:
-    """What each wildcard of ``pattern`` matched in ``path`` (None: no match): each ``*``
-    and each ``?`` is a capture, ``**`` captures the segments it spans (as the core's
-    ``glob_captures``, which factories may not import)."""
-    segments = [s for s in pattern.split("/") if s]
-    regex = ""
-    for index, segment in enumerate(segments):
-        if segment == "**":  # zero segments too: captures ""
-            if index > 0:
-                regex += "(?:/(.*))?"
-            else:
-                regex += "(.*)" if len(segments) == 1 else "(?:(.*)/)?"
-            continue
-        glued = index == 0 or (index == 1 and segments[0] == "**")
-        regex += ("" if glued else "/") + _segment_regex(segment)
-    match = re.fullmatch(regex, "/".join(s for s in path.split("/") if s), re.DOTALL)
-    return [group or "" for group in match.groups()] if match else None
-
-
-def _segment_regex(segment: str) -> str:
-    out = []
-    index = 0
-    while index < len(segment):
-        char = segment[index]
-        close = segment.find("]", index + 2) if char == "[" else -1
-        if char == "*":
-            while index + 1 < len(segment) and segment[index + 1] == "*":
-                index += 1
-            out.append("([^/]*)")
-        elif char == "?":
-            out.append("([^/])")
-        elif close > 0:  # a character class, as fnmatch reads it (not a capture)
-            body = segment[index + 1 : close]
-            negate = body.startswith("!")
-            body = re.escape(body[1:] if negate else body).replace("\\-", "-")
-            out.append(f"[{'^' if negate else ''}{body}]")
-            index = close
-        else:
-            out.append(re.escape(char))
-        index += 1
-    return "".join(out)

@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pond_pipeline import paths
 from pond_pipeline.cache import MaterializationCache
 from pond_pipeline.config import normalize_refresh
 from pond_pipeline.dynamic import registry
@@ -34,7 +35,6 @@ from pond_pipeline.dynamic.resolve import (
 )
 from pond_pipeline.errors import ConfigError, ConflictError, NotFoundError, PondError
 from pond_pipeline.factory import Factory, FactoryConfig
-from pond_pipeline.fs import paths
 from pond_pipeline.fs.nodes import ROOT_ID, encode_listing
 from pond_pipeline.fs.payloads import (
     DEFAULT_INLINE_THRESHOLD,

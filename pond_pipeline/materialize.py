@@ -17,13 +17,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pond_pipeline import paths
 from pond_pipeline.api import Pond, PondTransaction
 from pond_pipeline.config import normalize_refresh
 from pond_pipeline.dynamic import registry
 from pond_pipeline.dynamic.resolve import Node, Resolver
 from pond_pipeline.errors import ConfigError
 from pond_pipeline.factory import HostFile
-from pond_pipeline.fs import paths
 from pond_pipeline.fs.nodes import listing_attribute
 from pond_pipeline.fs.payloads import Payload, describe_parquet
 from pond_pipeline.kinds import EntryType

@@ -10,12 +10,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from pond_pipeline import config as pond_yaml
+from pond_pipeline import paths
 from pond_pipeline.api import Pond
 from pond_pipeline.dynamic import registry
 from pond_pipeline.dynamic.resolve import Node, dynamic_paths
 from pond_pipeline.errors import ConfigError, NotFoundError, PondError
 from pond_pipeline.factory import Factory, FactoryConfig
-from pond_pipeline.fs import paths
 from pond_pipeline.kinds import EntryType
 from pond_pipeline.materialize import Declaration, is_current
 

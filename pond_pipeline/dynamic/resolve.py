@@ -21,6 +21,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pond_pipeline import cache as cache_module
+from pond_pipeline import paths
 from pond_pipeline.dynamic import registry
 from pond_pipeline.errors import ConfigError, ConflictError, FactoryError, NotFoundError, PondError
 from pond_pipeline.factory import (
@@ -31,7 +32,6 @@ from pond_pipeline.factory import (
     SourceVersion,
     SqlRelation,
 )
-from pond_pipeline.fs import paths
 from pond_pipeline.fs.payloads import first_timestamp_column
 from pond_pipeline.fs.reader import PayloadReader
 from pond_pipeline.fs.tree import TreeView

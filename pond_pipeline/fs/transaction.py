@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pond_pipeline import paths
 from pond_pipeline.errors import ConflictError, NotFoundError
-from pond_pipeline.fs import paths
 from pond_pipeline.fs.nodes import Listing, ListingEntry, encode_listing, listing_attribute
 from pond_pipeline.fs.payloads import DEFAULT_INLINE_THRESHOLD, Payload
 from pond_pipeline.fs.tree import Located, Snapshot, TreeView

@@ -4,8 +4,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from pond_pipeline import paths
 from pond_pipeline.errors import ConflictError, NotFoundError
-from pond_pipeline.fs import paths
 from pond_pipeline.fs.nodes import ROOT_ID, Listing, listing_of
 from pond_pipeline.kinds import EntryType
 from pond_pipeline.store.oplog import OplogRecord

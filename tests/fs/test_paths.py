@@ -4,8 +4,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from pond_pipeline import paths
 from pond_pipeline.errors import ConfigError
-from pond_pipeline.fs import paths
 
 names = st.text(
     st.characters(blacklist_characters="/*?[", blacklist_categories=("Cs", "Cc")),

@@ -123,8 +123,18 @@ def glob_captures(pattern: str, path: str) -> list[str] | None:
 
     ``/sites/*/temp.series`` against ``/sites/north/temp.series`` → ``["north"]``.
     Each ``*``/``?`` run within a segment is its own capture; ``**`` captures the
-    joined segments it spans.
+    joined segments it spans (``""`` for none); ``[...]`` classes are not captures.
     """
+    match = _pattern_regex(pattern).fullmatch("/".join(split(path)))
+    return [group or "" for group in match.groups()] if match else None
+
+
+def wildcard_count(pattern: str) -> int:
+    """How many captures ``glob_captures`` gives for ``pattern``."""
+    return _pattern_regex(pattern).groups
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
     segments = split(pattern)
     regex = ""
     for index, segment in enumerate(segments):
@@ -136,8 +146,7 @@ def glob_captures(pattern: str, path: str) -> list[str] | None:
             continue
         glued = index == 0 or (index == 1 and segments[0] == "**")
         regex += ("" if glued else "/") + _segment_regex(segment)
-    match = re.fullmatch(regex, "/".join(split(path)), re.DOTALL)
-    return [group or "" for group in match.groups()] if match else None
+    return re.compile(regex, re.DOTALL)
 
 
 def _segment_regex(segment: str) -> str:

@@ -85,7 +85,7 @@ class SqlSession:
         self._definitions[name] = sql
 
     def query(self, sql: str, bindings: dict[str, str] | None = None) -> pa.Table:
-        require_text(sql)
+        check_select(sql)  # the database is shared: no DDL may outlive this session
         text = with_bindings(sql, bindings or {})
         table: pa.Table = self._run(sql, lambda: self._con.sql(text).to_arrow_table())
         return table
@@ -98,7 +98,7 @@ class SqlSession:
         The timeout runs until the stream is read to its end: DuckDB computes batches
         as they are pulled, so a runaway query is interrupted while it is being read.
         """
-        require_text(sql)
+        check_select(sql)
         text = with_bindings(sql, bindings or {})
         shown = self._shown(sql)
         timer = self._start_timer()
@@ -192,11 +192,31 @@ def _sandboxed_database() -> Any:
         return database
 
 
+SESSION_MEMORY_LIMIT = "1GB"
+"""DuckDB's share of a process's memory for queries (beyond it, DuckDB spills to disk)."""
+CSV_MEMORY_LIMIT = "1GB"
+"""The same for one CSV conversion (it would otherwise buffer row groups of a big file)."""
+
+
 def _sandbox(con: Any) -> None:
-    """UTC, no access outside the process, and no way to change that back."""
+    """UTC, bounded memory (spilling to a private temporary folder), no access outside
+    the process, and no way to change that back."""
     con.execute("SET GLOBAL TimeZone='UTC'")
+    con.execute(f"SET memory_limit={_literal(SESSION_MEMORY_LIMIT)}")
+    con.execute(f"SET temp_directory={_literal(_spill_folder())}")
     con.execute("SET enable_external_access=false")
     con.execute("SET lock_configuration=true")
+
+
+def _spill_folder() -> str:
+    """A temporary folder of this process for DuckDB to spill to (not the working folder)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="pond-duckdb-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def quote(name: str) -> str:
@@ -234,18 +254,26 @@ def check_select(sql: str) -> None:
     except duckdb.Error as exc:
         raise QueryError(_first_line(exc), subject=_short(sql)) from exc
     if len(statements) != 1:
+        kinds = " + ".join(_keyword(statement) for statement in statements) or "nothing"
         raise QueryError(
-            f"expected one SELECT query, found {len(statements)} statements",
+            f"only SELECT queries may run, not {len(statements)} statements: {kinds}",
             subject=_short(sql),
-            hint="remove the extra statements (pond SQL is one read-only query)",
+            hint="write one read-only query (no ';' between statements)",
         )
     kind = statements[0].type
     if kind != duckdb.StatementType.SELECT:
         raise QueryError(
-            f"only SELECT queries may run, not {kind.name}",
+            f"only SELECT queries may run, not {_keyword(statements[0])}",
             subject=_short(sql),
             hint="pond SQL reads pond data; it cannot write, attach, load or change settings",
         )
+
+
+def _keyword(statement: Any) -> str:
+    """What a statement is, as its text says (DuckDB files INSTALL under LOAD)."""
+    words = str(getattr(statement, "query", "")).split()
+    first = words[0].upper() if words else ""
+    return first if first.isalpha() and first != "WITH" else str(statement.type.name)
 
 
 def require_text(sql: str) -> None:
@@ -310,8 +338,11 @@ def csv_to_parquet(
         con.execute("SET enable_progress_bar_print=false")
         watcher = threading.Thread(target=_watch, args=(con, done, on_progress), daemon=True)
         watcher.start()
+    spill = target.with_name(target.name + ".spill")
     try:
         con.execute("SET TimeZone='UTC'")
+        con.execute(f"SET memory_limit={_literal(CSV_MEMORY_LIMIT)}")
+        con.execute(f"SET temp_directory={_literal(str(spill))}")
         con.execute(
             f"COPY (SELECT * FROM read_csv({_literal(str(source))}, {_CSV_DIALECT}, "
             "sample_size=20480)) "
@@ -325,6 +356,10 @@ def csv_to_parquet(
         if watcher is not None:
             watcher.join()
         con.close()
+        if spill.exists():
+            import shutil
+
+            shutil.rmtree(spill, ignore_errors=True)
 
 
 # RFC 4180 CSV: fixed so DuckDB's sniffer cannot "explain" a ragged row by picking another

@@ -64,6 +64,9 @@ ATTEMPTS: list[tuple[str, str, tuple[str, ...]]] = [
     ("profiling-file", "PRAGMA profiling_output = '{h}/profile.json'", (ONE_SELECT, LOCKED)),
     ("spill-to-host", "SET temp_directory = '{h}/spill'", (ONE_SELECT, LOCKED)),
     ("pragma", "PRAGMA enable_profiling", (ONE_SELECT, LOCKED)),
+    # sessions of a process share one database: nothing may outlive a query
+    ("create-macro", "CREATE OR REPLACE MACRO upper(x) AS 'pwned'", (ONE_SELECT,)),
+    ("create-table", "CREATE TABLE main.left_behind AS SELECT 'left' AS s", (ONE_SELECT,)),
     (
         "select-then-copy",
         "SELECT 1 AS x; COPY (SELECT 1) TO '{h}/second.csv'",
@@ -193,6 +196,13 @@ def test_a_node_is_created_through_the_cli_and_refused_when_read(
 
 def test_the_sandbox_settings_hold_after_every_attempt(sandbox: tuple[Path, Path]) -> None:
     root, _ = sandbox
+    for name, sql, _ in ATTEMPTS:  # in this process, after every attempt of every kind
+        for factory in DYNAMIC:
+            pond_cli(root, "cat", node_path(name, factory))
+        pond_cli(root, "sql", sql)
+    same = pond_cli(root, "sql", "SELECT upper('x') AS u", "--format", "json")
+    assert json.loads(same.stdout) == [{"u": "X"}]  # no macro replaced a function
+    assert "does not exist" in refusal(pond_cli(root, "sql", "SELECT * FROM left_behind"))
     settings = (
         "SELECT current_setting('enable_external_access') AS external, "
         "current_setting('lock_configuration') AS locked"

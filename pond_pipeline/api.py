@@ -140,7 +140,7 @@ class Pond:
                 "no pond here", subject=location.uri, hint="create one with `pond init`"
             )
         settings_path = location.root / SETTINGS_FILE
-        settings = json.loads(settings_path.read_text()) if settings_path.exists() else {}
+        settings = _read_settings(settings_path) if settings_path.exists() else {}
         return cls(location, settings)
 
     @property
@@ -634,6 +634,33 @@ class PondTransaction:
             if owned:
                 source.unlink(missing_ok=True)
             raise
+
+
+def _read_settings(path: Path) -> dict[str, Any]:
+    """``pond.json``; damaged JSON or a bad value is a ``ConfigError`` naming file and key."""
+    hint = "fix it, or delete it to use the defaults"
+    try:
+        value = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError too
+        raise ConfigError(
+            f"cannot read the pond's settings: {exc}", subject=str(path), hint=hint
+        ) from exc
+    if not isinstance(value, dict):
+        raise ConfigError("the pond's settings must be a JSON object", subject=str(path), hint=hint)
+    for key in ("inline_threshold", "query_timeout"):
+        number = value.get(key, 0)
+        if (
+            isinstance(number, bool)
+            or not isinstance(number, int | float)
+            or not 0 <= number < 1e12
+        ):
+            raise ConfigError(
+                f"{key} must be a number of {'bytes' if key == 'inline_threshold' else 'seconds'} "
+                f">= 0, not {number!r}",
+                subject=str(path),
+                hint=hint,
+            )
+    return value
 
 
 def _import_kind(source: Path, requested: str | None, existing: Node | None) -> EntryType:

@@ -91,11 +91,19 @@ FORMAT = click.Choice(output.FORMATS)
 at_option = click.option("--at", type=int, help="Read the pond as of transaction TXN.")
 
 
+def _seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A timeout is a finite number of seconds, >= 0 (0: no query timeout)."""
+    if value is not None and not 0 <= value < 1e9:  # also refuses nan and inf
+        raise click.BadParameter(f"{value} is not a number of seconds from 0 to 1e9")
+    return value
+
+
 @click.group(cls=PondGroup)
 @click.option("--pond", "uri", envvar="POND", default="", help="The pond's URI (env POND).")
 @click.option(
     "--lock-timeout",
     type=float,
+    callback=_seconds,
     default=30.0,
     show_default=True,
     help="Seconds a writer waits for the write lock.",
@@ -103,8 +111,9 @@ at_option = click.option("--at", type=int, help="Read the pond as of transaction
 @click.option(
     "--query-timeout",
     type=float,
+    callback=_seconds,
     default=None,
-    help="Seconds before a query is interrupted (default 300).",
+    help="Seconds before a query is interrupted (default 300; 0: never).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="pond-pipeline")

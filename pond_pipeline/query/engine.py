@@ -144,7 +144,7 @@ class SqlSession:
                 self._stop_timer(timer)
 
     def _start_timer(self) -> threading.Timer | None:
-        if not self.timeout:
+        if not self.timeout or not 0 < self.timeout < 1e9:  # 0, nan, inf: no timeout
             return None
         timer = threading.Timer(self.timeout, self._interrupt)
         timer.daemon = True

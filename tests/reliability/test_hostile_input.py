@@ -708,3 +708,46 @@ def test_noisy_but_valid_paths_normalize(tmp_path: Path, text: str, expected: st
     Pond.create(str(root))
     assert accepted(pond_cli(root, "mkdir", "-p", text))
     assert expected == "/" or listed(root)[expected] == "directory"
+
+
+# -- settings and options ---------------------------------------------------------------------
+@pytest.mark.parametrize("value", ["nan", "-1", "inf", "1e400", "soon"])
+@pytest.mark.parametrize("option", ["--query-timeout", "--lock-timeout"])
+def test_a_timeout_must_be_a_number_of_seconds(tmp_path: Path, option: str, value: str) -> None:
+    root = tmp_path / "pond"
+    Pond.create(str(root))
+    before = state(root)
+    result = pond_cli(root, option, value, "mkdir", "/a")
+    assert result.exit_code == 2
+    message = refusal(result)  # click's usage error, one line
+    assert message is not None
+    assert message.startswith(f"Invalid value for '{option}'"), message
+    assert state(root) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"{", "cannot read the pond's settings: Expecting property name"),
+        (b"\xff\xfe", "cannot read the pond's settings"),
+        (b"[]", "the pond's settings must be a JSON object"),
+        (
+            b'{"query_timeout": "soon"}',
+            "query_timeout must be a number of seconds >= 0, not 'soon'",
+        ),
+        (b'{"query_timeout": null}', "query_timeout must be a number of seconds >= 0, not None"),
+        (b'{"query_timeout": -5}', "query_timeout must be a number of seconds >= 0, not -5"),
+        (b'{"inline_threshold": "big"}', "inline_threshold must be a number of bytes >= 0"),
+    ],
+)
+def test_damaged_pond_settings_are_one_clear_error(
+    tmp_path: Path, content: bytes, says: str
+) -> None:
+    root = tmp_path / "pond"
+    Pond.create(str(root))
+    (root / "pond.json").write_bytes(content)
+    for command in (("list",), ("mkdir", "/a"), ("sql", "SELECT 1")):
+        message = refusal(pond_cli(root, *command))
+        assert message is not None
+        assert message.startswith(f"{root / 'pond.json'}: {says}"), message
+        assert message.endswith("fix it, or delete it to use the defaults")

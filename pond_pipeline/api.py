@@ -33,9 +33,15 @@ from pond_pipeline.dynamic.resolve import (
     derivation_order,
     dynamic_paths,
 )
-from pond_pipeline.errors import ConfigError, ConflictError, NotFoundError, PondError
+from pond_pipeline.errors import (
+    ConfigError,
+    ConflictError,
+    CorruptionError,
+    NotFoundError,
+    PondError,
+)
 from pond_pipeline.factory import Factory, FactoryConfig
-from pond_pipeline.fs.nodes import ROOT_ID, encode_listing
+from pond_pipeline.fs.nodes import ROOT_ID, check_record, decode_listing, encode_listing
 from pond_pipeline.fs.payloads import (
     DEFAULT_INLINE_THRESHOLD,
     Payload,
@@ -61,6 +67,8 @@ from pond_pipeline.store.oplog import Oplog, OplogRecord, TransactionInfo
 __all__ = ["NodeInfo", "Pond", "PondTransaction", "TimeRange", "VerifyReport"]
 
 SETTINGS_FILE = "pond.json"
+SCRATCH_MAX_AGE = 3600.0
+"""Seconds after which ``gc`` takes a temporary file for the leftover of a dead writer."""
 TABULAR_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
@@ -107,6 +115,7 @@ class Pond:
         self.connector: Connector | None = None
         """Where SQL sessions get their DuckDB connection (default: a fresh one each)."""
         self._snapshot: Snapshot | None = None
+        self._checked: tuple[int, OplogRecord] | None = None
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
@@ -153,6 +162,7 @@ class Pond:
         version = self.oplog.version()
         if self._snapshot is None or self._snapshot.delta_version != version:
             delta_version, records = self.oplog.read()
+            self._check_records(records)
             self._snapshot = Snapshot(records, delta_version)
         if at is None:
             return self._snapshot
@@ -164,6 +174,18 @@ class Pond:
                 hint=f"transactions are 1..{last}",
             )
         return Snapshot(self._snapshot.all_records(), self._snapshot.delta_version, at)
+
+    def _check_records(self, records: list[OplogRecord]) -> None:
+        """Refuse versions a damaged data file made unusable (``check_record``). The
+        oplog returns the records it read before first, so only new ones are checked."""
+        start = 0
+        if self._checked is not None:
+            count, last = self._checked
+            if len(records) >= count and records[count - 1] is last:
+                start = count
+        for record in records[start:]:
+            check_record(record)
+        self._checked = (len(records), records[-1]) if records else None
 
     def resolver(self, at: int | None = None, view: TreeView | None = None) -> Resolver:
         return Resolver(
@@ -324,36 +346,71 @@ class Pond:
         return self.oplog.transactions(limit)
 
     def verify(self) -> VerifyReport:
-        """Recompute every payload's checksum and check every listing entry is live."""
+        """Check every stored part: the oplog's files (commits, checkpoints, data files,
+        inline payloads), every blob's checksum, and that every listing entry is live.
+
+        Problems name the node and version, or the damaged file. Unreferenced blobs and
+        files left by interrupted commits are notes: `gc` removes them.
+        """
         report = VerifyReport()
-        snapshot = self.snapshot()
+        found = self.oplog.check()
+        self._snapshot = None
+        try:
+            snapshot: Snapshot | None = self.snapshot()
+        except PondError as exc:
+            snapshot = None
+            if not found.problems:
+                report.problems.append(exc.message)
+        for problem in found.problems:
+            if problem.node_id is not None and snapshot is not None:
+                label = f"{_path_hint(snapshot, problem.node_id)} version {problem.version}"
+                where = f"oplog/{problem.file}"
+                report.problems.append(
+                    f"{label}: {problem.reason.removeprefix('holds ')} in {where}"
+                )
+            else:
+                report.problems.append(f"{problem}; {problem.hint}")
+        if found.orphans or found.leftovers:
+            count = len(found.orphans) + len(found.leftovers)
+            report.notes.append(
+                f"{count} oplog file(s) no commit references, left by interrupted commits; "
+                "`pond gc` removes them"
+            )
+        if found.unchecksummed:
+            report.notes.append(
+                f"{len(found.unchecksummed)} commit(s) have no recorded checksums (their "
+                "writer stopped right after committing); `pond gc` records them"
+            )
+        if snapshot is None:
+            report.checked = found.rows
+            return report
         referenced: set[str] = set()
         for record in snapshot.all_records():
             report.checked += 1
-            label = f"{_path_hint(snapshot, record.node_id)} version {record.version}"
             if record.blob:
                 referenced.add(record.blob)
+                label = f"{_path_hint(snapshot, record.node_id)} version {record.version}"
                 blob_path = self.blobs.path(record.blob)
                 if not blob_path.is_file():
                     report.problems.append(f"{label}: blob {record.blob} is missing")
                 elif sha256_file(blob_path) != record.blob:
                     report.problems.append(f"{label}: blob {record.blob} is damaged")
-            elif record.sha256 and not record.is_dynamic:
+            if record.entry_type == EntryType.DIRECTORY.value and not record.is_dynamic:
                 try:
-                    content = self.oplog.read_content(
-                        record.part_id, record.node_id, record.version
-                    )
+                    decode_listing(record.content)
                 except PondError as exc:
-                    report.problems.append(f"{label}: {exc.message}")
-                    continue
-                if sha256_bytes(content or b"") != record.sha256:
-                    report.problems.append(f"{label}: inline bytes do not match their sha256")
+                    label = f"{_path_hint(snapshot, record.node_id)} version {record.version}"
+                    report.problems.append(f"{label}: {exc.reason}")
         for record in snapshot.all_records():
             if record.entry_type != EntryType.DIRECTORY.value or record.is_dynamic:
                 continue
             if snapshot.latest(record.node_id) is not record:
                 continue
-            for name, entry in snapshot.listing(record.node_id).items():
+            try:
+                listing = snapshot.listing(record.node_id)
+            except PondError:
+                continue  # reported above
+            for name, entry in listing.items():
                 if snapshot.latest(entry.node_id) is None:
                     where = _path_hint(snapshot, record.node_id)
                     report.problems.append(f"{paths.join(where, name)}: listed but has no versions")
@@ -368,13 +425,26 @@ class Pond:
         return report
 
     def gc(self) -> list[str]:
-        """Remove unreferenced blobs (under the write lock, so no writer is mid-flight)."""
+        """Remove unreferenced blobs (under the write lock, so no writer is mid-flight),
+        oplog files no commit references, and writers' temporary files over an hour old;
+        record the checksums a writer killed right after its commit did not write.
+        Returns the removed blobs. Nothing is removed while the oplog is damaged."""
         with write_lock(self.location.lock_file, self.lock_timeout, holder="gc"):
+            found = self.oplog.check(data_files=False)
+            if found.problems:  # a blob may be referenced by the part that cannot be read
+                raise CorruptionError(
+                    f"gc removes nothing while the oplog is damaged: {found.problems[0]}",
+                    subject=self.location.uri,
+                    hint="run `pond verify`; repair the oplog first",
+                )
             self._snapshot = None
             referenced = {r.blob for r in self.snapshot().all_records() if r.blob}
             removed = [sha for sha in self.blobs.all_shas() if sha not in referenced]
             for sha in removed:
                 self.blobs.remove(sha)
+            self.oplog.remove_orphans(found)
+            self.oplog.record_missing_checksums(found)
+            self.blobs.remove_stale_scratch(SCRATCH_MAX_AGE)
             return removed
 
     # -- dynamic nodes ----------------------------------------------------------------------
@@ -745,7 +815,11 @@ def _path_hint(snapshot: Snapshot, node_id: str) -> str:
         record = snapshot.latest(directory)
         if record is None or record.is_dynamic or record.entry_type != EntryType.DIRECTORY.value:
             continue
-        for name, entry in snapshot.listing(directory).items():
+        try:
+            listing = snapshot.listing(directory)
+        except PondError:  # a damaged listing: verify reports it
+            continue
+        for name, entry in listing.items():
             if entry.node_id == node_id:
                 return f"{prefix}/{name}"
             stack.append((entry.node_id, f"{prefix}/{name}"))

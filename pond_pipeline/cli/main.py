@@ -444,7 +444,10 @@ def verify(ctx: click.Context) -> None:
     if not report.ok:
         for problem in report.problems:
             click.echo(f"problem: {problem}", err=True)
-        _exit(1, f"{len(report.problems)} problem(s) in {report.checked} versions")
+        _exit(
+            1,
+            f"{len(report.problems)} problem(s) in {report.checked} versions: {report.problems[0]}",
+        )
     click.echo(f"ok: {report.checked} versions checked")
 
 

@@ -54,7 +54,11 @@ class PayloadReader:
             if text not in self._schemas:
                 self._schemas[text] = decode_schema(text)
             return self._schemas[text]
-        return pq.read_schema(_parquet_input(self.source(record, path)))
+        source = self.source(record, path)
+        try:
+            return pq.read_schema(_parquet_input(source))
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise _corrupt(path, record, f"its Parquet payload cannot be read ({exc})") from exc
 
     def dataset(
         self, records: Sequence[OplogRecord], path: str, schema: pa.Schema | None = None
@@ -71,8 +75,8 @@ class PayloadReader:
         sources = [self.source(r, path) for r in records]
         on_disk = [(r, s) for r, s in zip(records, sources, strict=True) if isinstance(s, Path)]
         inline = [
-            conform_table(pq.read_table(pa.BufferReader(s)), schema)
-            for s in sources
+            conform_table(_read_inline(r, s, path), schema)
+            for r, s in zip(records, sources, strict=True)
             if isinstance(s, bytes)
         ]
         parts: list[ds.Dataset] = []
@@ -93,6 +97,13 @@ class PayloadReader:
         if sha256_file(blob_path) != record.blob:
             raise _corrupt(path, record, f"its blob {record.blob} is damaged (sha256 differs)")
         self._verified.add(key)
+
+
+def _read_inline(record: OplogRecord, data: bytes, path: str) -> pa.Table:
+    try:
+        return pq.read_table(pa.BufferReader(data))
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise _corrupt(path, record, f"its Parquet payload cannot be read ({exc})") from exc
 
 
 def _files_dataset(files: Sequence[tuple[OplogRecord, Path]], schema: pa.Schema) -> ds.Dataset:

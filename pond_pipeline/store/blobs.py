@@ -8,6 +8,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,9 +52,12 @@ class BlobStore:
             os.replace(source, target)
         else:
             temp = self._temp_path()
-            shutil.copyfile(source, temp)
-            _fsync(temp)
-            os.replace(temp, target)
+            try:
+                shutil.copyfile(source, temp)
+                _fsync(temp)
+                os.replace(temp, target)
+            finally:
+                temp.unlink(missing_ok=True)
             if move:
                 source.unlink()
         return sha
@@ -62,10 +66,13 @@ class BlobStore:
         sha = sha256_bytes(data)
         if not self.exists(sha):
             temp = self._temp_path()
-            temp.write_bytes(data)
-            _fsync(temp)
-            self.path(sha).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(temp, self.path(sha))
+            try:
+                temp.write_bytes(data)
+                _fsync(temp)
+                self.path(sha).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(temp, self.path(sha))
+            finally:
+                temp.unlink(missing_ok=True)
         return sha
 
     def remove(self, sha: str) -> None:
@@ -78,6 +85,17 @@ class BlobStore:
             if folder.is_dir():
                 for blob in sorted(folder.iterdir()):
                     yield blob.name
+
+    def remove_stale_scratch(self, max_age: float) -> list[Path]:
+        """Delete temporary files untouched for ``max_age`` seconds: left by writers
+        killed mid-way (a live reader or writer keeps touching its own)."""
+        if not self.scratch.is_dir():
+            return []
+        cutoff = time.time() - max_age
+        stale = [p for p in self.scratch.iterdir() if p.is_file() and p.stat().st_mtime < cutoff]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
 
     def scratch_file(self, suffix: str = "") -> Path:
         """A fresh temporary path on the blobs' file system, so moving it in is a rename."""

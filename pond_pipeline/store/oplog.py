@@ -520,6 +520,8 @@ class Oplog:
         live_at: dict[int, frozenset[str]] = {}
         for version in sorted(v for v in recorded if v > max(commits)):
             name = f"{LOG_FOLDER}/{version:020}.json"
+            if (root / name).exists():  # committed while this check ran
+                continue
             reason = "is missing (its checksums were recorded when it was committed)"
             result.problems.append(OplogProblem(name, reason))
             intact = False
@@ -563,7 +565,8 @@ class Oplog:
                 reason = f"is damaged ({_first_line(exc)})"
                 result.problems.append(OplogProblem(name, reason, _CHECKPOINT_HINT))
             else:
-                if hinted not in checkpoints:
+                written = log / f"{hinted:020}.checkpoint.parquet"
+                if hinted not in checkpoints and not written.exists():  # (or written since)
                     reason = f"names checkpoint {hinted}, which does not exist"
                     result.problems.append(OplogProblem(name, reason, _CHECKPOINT_HINT))
         if intact:

@@ -75,6 +75,8 @@ file's sha256, for reads (Parquet has no checksum of its own: a flipped byte in 
 file can decode to a plausible, wrong value, or even abort a filtered scan)."""
 _COMMIT_NAME = re.compile(r"^(\d{20})\.json$")
 _CHECKPOINT_NAME = re.compile(r"^(\d{20})\.checkpoint(?:\.\d+\.\d+)?\.parquet$")
+_TEMP_NAME = re.compile(r"^\.|^_commit_|\.tmp$|#\d+$")
+"""Temporary files of a write interrupted before its rename (delta-rs: ``_commit_*``)."""
 _RESTORE_HINT = "restore it from a backup"
 _CHECKPOINT_HINT = (
     "a checkpoint only summarizes the JSON commits before it: delete it and "
@@ -502,7 +504,7 @@ class Oplog:
                 commits[int(match[1])] = entry.name
             elif match := _CHECKPOINT_NAME.match(entry.name):
                 checkpoints.setdefault(int(match[1]), []).append(entry.name)
-            elif entry.name != "_last_checkpoint" and entry.is_file():
+            elif _TEMP_NAME.search(entry.name) and entry.is_file():
                 result.leftovers.append(f"{LOG_FOLDER}/{entry.name}")
         if not commits:
             result.problems.append(OplogProblem(LOG_FOLDER, "holds no commit"))
@@ -572,7 +574,7 @@ class Oplog:
         if intact:
             on_disk = {
                 str(path.relative_to(root))
-                for path in root.rglob("*")
+                for path in root.rglob("*.parquet")
                 if path.is_file() and not path.relative_to(root).parts[0].startswith(("_", "."))
             }
             result.orphans = sorted(on_disk - added)
@@ -611,7 +613,8 @@ class Oplog:
             if entry == index:
                 continue
             if match is None:
-                into.leftovers.append(name)
+                if _TEMP_NAME.search(entry.name):
+                    into.leftovers.append(name)
                 continue
             try:
                 value = json.loads(entry.read_text())

@@ -501,3 +501,54 @@ def test_a_commit_that_fails_writes_nothing(
     assert [e["command"] for e in read_log(pond.location.root)] == ["init"]
     assert not Pond.open(str(pond.location.root)).resolver().exists("/a.txt")
     assert cli_on(pond.location.root, "verify").exit_code == 0
+
+
+def test_leftovers_of_interrupted_commits_are_noted_and_removed(tmp_path: Path, cli_on) -> None:
+    """What a commit killed half-way leaves in oplog/ (a data file no commit added, a
+    temporary commit or checksum file) is noted by verify and removed by gc; a file
+    pond does not know is left alone."""
+    pond = Pond.create(str(tmp_path / "pond"))
+    with pond.transaction("one") as tx:
+        tx.write_bytes("/a.txt", b"a")
+    oplog = pond.location.oplog
+    data_file = next(p for p in oplog.rglob("*.parquet") if "_delta_log" not in p.parts)
+    planted = [
+        data_file.with_name("part-00000-0rphan-c000.snappy.parquet"),
+        oplog / "_delta_log" / "_commit_0f1e2d3c.json.tmp",
+        oplog / "_pond_checksums" / ".00000000000000000003.json.tmp",
+    ]
+    for path in planted:
+        path.write_bytes(data_file.read_bytes())
+    unknown = oplog / "_delta_log" / "00000000000000000001.crc"
+    unknown.write_text("{}")
+    verify = cli_on(pond.location.root, "verify")
+    assert verify.exit_code == 0
+    assert verify.stderr == (
+        "note: 3 oplog file(s) no commit references, left by interrupted commits; "
+        "`pond gc` removes them\n"
+    )
+    assert cli_on(pond.location.root, "gc").exit_code == 0
+    assert not any(path.exists() for path in planted)
+    assert unknown.exists()
+    assert cli_on(pond.location.root, "verify").stderr == ""
+    assert Pond.open(str(pond.location.root)).read_bytes("/a.txt") == b"a"
+
+
+def test_a_commit_whose_checksums_were_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_on
+) -> None:
+    """A writer killed between its commit and its checksum record: verify notes it,
+    gc records the checksums (the commit's data files read cleanly)."""
+    pond = Pond.create(str(tmp_path / "pond"))
+    monkeypatch.setattr(oplog_module.Oplog, "_record_checksums", lambda self, version: None)
+    with pond.transaction("unrecorded") as tx:
+        tx.write_bytes("/a.txt", b"a")
+    monkeypatch.undo()
+    record = pond.location.oplog / "_pond_checksums" / f"{pond.oplog.version():020}.json"
+    assert not record.exists()
+    verify = cli_on(pond.location.root, "verify")
+    assert verify.exit_code == 0
+    assert verify.stderr.startswith("note: 1 commit(s) have no recorded checksums")
+    assert cli_on(pond.location.root, "gc").exit_code == 0
+    assert record.exists()
+    assert cli_on(pond.location.root, "verify").stderr == ""

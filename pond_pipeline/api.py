@@ -11,7 +11,6 @@ its changes land together, or (on any exception) none do.
 """
 
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -828,7 +827,3 @@ def _path_hint(snapshot: Snapshot, node_id: str) -> str:
 
 def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
-
-
-def pond_uri_from_env() -> str:
-    return os.environ.get("POND", "")

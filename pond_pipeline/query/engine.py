@@ -13,7 +13,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -416,12 +416,6 @@ def _watch(con: Any, done: threading.Event, on_progress: Callable[[float], None]
         progress = con.query_progress()
         if progress >= 0:
             on_progress(float(progress))
-
-
-@contextmanager
-def session(timeout: float | None = DEFAULT_QUERY_TIMEOUT) -> Iterator[SqlSession]:
-    with SqlSession(timeout=timeout) as opened:
-        yield opened
 
 
 def _literal(text: str) -> str:

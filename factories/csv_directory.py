@@ -14,37 +14,18 @@ inbox later shows up without touching the directory. Only data files are listed.
 """
 
 from collections.abc import Sequence
-from typing import Literal, Self
 
-from pydantic import Field, field_validator, model_validator
-
-from factories.csv_to_parquet import ColumnTypes, CsvToParquetConfig, check_column_types
-from pond_pipeline.durations import Duration
+from factories.csv_to_parquet import CsvConversion, CsvToParquetConfig
 from pond_pipeline.errors import FactoryError
-from pond_pipeline.factory import ChildSpec, Factory, FactoryConfig, FactoryContext
+from pond_pipeline.factory import ChildSpec, Factory, FactoryContext
 from pond_pipeline.kinds import EntryType
 
 __all__ = ["CsvDirectoryConfig", "CsvDirectoryFactory"]
 
 
-class CsvDirectoryConfig(FactoryConfig):
+class CsvDirectoryConfig(CsvConversion):
     pattern: str
     """A pond path glob, e.g. ``/inbox/*.csv``."""
-    type: Literal["table", "series"] = "table"
-    temporal_column: str | None = None
-    schema_: ColumnTypes | None = Field(default=None, alias="schema")
-    cache_ttl: Duration | None = None
-
-    @field_validator("schema_")
-    @classmethod
-    def _known_types(cls, value: ColumnTypes | None) -> ColumnTypes | None:
-        return check_column_types(value)
-
-    @model_validator(mode="after")
-    def _temporal_column_for_series(self) -> Self:
-        if self.type == "table" and self.temporal_column is not None:
-            raise ValueError("'temporal_column' applies to type: series; remove it or set type")
-        return self
 
 
 class CsvDirectoryFactory(Factory[CsvDirectoryConfig]):

@@ -71,9 +71,10 @@ def check_column_types(value: ColumnTypes | None) -> ColumnTypes | None:
     return normalized
 
 
-class CsvToParquetConfig(FactoryConfig):
-    source: str
-    """The CSV data file (a pond path)."""
+class CsvConversion(FactoryConfig):
+    """How a CSV becomes a table or series: shared by ``csv_to_parquet`` and
+    ``csv_directory`` (which passes these settings on to each child)."""
+
     type: Literal["table", "series"] = "table"
     temporal_column: str | None = None
     """For a series: its timestamp column (default ``timestamp``)."""
@@ -92,6 +93,11 @@ class CsvToParquetConfig(FactoryConfig):
         if self.type == "table" and self.temporal_column is not None:
             raise ValueError("'temporal_column' applies to type: series; remove it or set type")
         return self
+
+
+class CsvToParquetConfig(CsvConversion):
+    source: str
+    """The CSV data file (a pond path)."""
 
     @property
     def time_column(self) -> str | None:

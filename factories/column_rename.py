@@ -31,8 +31,14 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from factories.csv_to_parquet import COLUMN_TYPES
 from pond_pipeline.errors import ConfigError, FactoryError
-from pond_pipeline.factory import Factory, FactoryConfig, FactoryContext, PondModel, SqlRelation
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import (
+    EntryType,
+    Factory,
+    FactoryConfig,
+    FactoryContext,
+    PondModel,
+    SqlRelation,
+)
 
 __all__ = [
     "ColumnRenameConfig",

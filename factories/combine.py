@@ -16,8 +16,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from pond_pipeline.errors import FactoryError
-from pond_pipeline.factory import Factory, FactoryConfig, FactoryContext, SqlRelation
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import EntryType, Factory, FactoryConfig, FactoryContext, SqlRelation
 
 __all__ = ["CombineConfig", "CombineFactory"]
 

@@ -17,8 +17,7 @@ from collections.abc import Sequence
 
 from factories.csv_to_parquet import CsvConversion, CsvToParquetConfig
 from pond_pipeline.errors import FactoryError
-from pond_pipeline.factory import ChildSpec, Factory, FactoryContext
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import ChildSpec, EntryType, Factory, FactoryContext
 
 __all__ = ["CsvDirectoryConfig", "CsvDirectoryFactory"]
 

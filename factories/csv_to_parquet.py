@@ -23,8 +23,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pond_pipeline.durations import Duration
 from pond_pipeline.errors import FactoryError
-from pond_pipeline.factory import Factory, FactoryConfig, FactoryContext
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import EntryType, Factory, FactoryConfig, FactoryContext
 
 __all__ = ["COLUMN_TYPES", "CsvToParquetConfig", "CsvToParquetFactory", "cast_columns"]
 

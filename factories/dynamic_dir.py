@@ -23,8 +23,14 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from pond_pipeline.factory import ChildSpec, Factory, FactoryConfig, FactoryContext, PondModel
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import (
+    ChildSpec,
+    EntryType,
+    Factory,
+    FactoryConfig,
+    FactoryContext,
+    PondModel,
+)
 
 __all__ = ["DynamicDirConfig", "DynamicDirFactory", "Entry", "check_name"]
 

@@ -22,8 +22,7 @@ from typing import Literal, Self
 from pydantic import model_validator
 
 from pond_pipeline.errors import ConfigError
-from pond_pipeline.factory import Factory, FactoryConfig, FactoryContext, HostFile
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import EntryType, Factory, FactoryConfig, FactoryContext, HostFile
 
 __all__ = ["IngestConfig", "IngestFactory"]
 

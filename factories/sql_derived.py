@@ -17,8 +17,7 @@ from typing import Self
 
 from pydantic import field_validator, model_validator
 
-from pond_pipeline.factory import Factory, FactoryConfig, FactoryContext, SqlRelation
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import EntryType, Factory, FactoryConfig, FactoryContext, SqlRelation
 
 __all__ = [
     "SqlDerivedSeriesConfig",

@@ -33,8 +33,7 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from pond_pipeline.durations import Duration
-from pond_pipeline.factory import Factory, FactoryConfig, FactoryContext, PondModel
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import EntryType, Factory, FactoryConfig, FactoryContext, PondModel
 
 __all__ = [
     "BATCH_ROWS",

@@ -34,8 +34,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field, field_validator
 
 from pond_pipeline.errors import FactoryError, QueryError
-from pond_pipeline.factory import Factory, FactoryConfig, FactoryContext
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import EntryType, Factory, FactoryConfig, FactoryContext
 
 __all__ = ["TemplateConfig", "TemplateFactory", "build_sandbox"]
 

@@ -41,6 +41,7 @@ from pydantic import Field, field_validator
 from pond_pipeline.durations import Duration
 from pond_pipeline.errors import FactoryError
 from pond_pipeline.factory import (
+    EntryType,
     Factory,
     FactoryConfig,
     FactoryContext,
@@ -48,7 +49,6 @@ from pond_pipeline.factory import (
     Previous,
     SourceVersion,
 )
-from pond_pipeline.kinds import EntryType
 
 __all__ = [
     "AGGREGATION_TYPES",

@@ -30,8 +30,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from factories.temporal_bucket import Aggregation, TemporalBucketConfig, TemporalBucketFactory
 from pond_pipeline.durations import Duration, format_duration
 from pond_pipeline.errors import FactoryError
-from pond_pipeline.factory import ChildSpec, Factory, FactoryConfig, FactoryContext
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import ChildSpec, EntryType, Factory, FactoryConfig, FactoryContext
 from pond_pipeline.paths import glob_captures, split, wildcard_count
 
 __all__ = [

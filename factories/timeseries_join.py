@@ -44,8 +44,14 @@ from factories.column_rename import (
     source_schema,
 )
 from pond_pipeline.errors import ConfigError
-from pond_pipeline.factory import Factory, FactoryConfig, FactoryContext, PondModel, SqlRelation
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import (
+    EntryType,
+    Factory,
+    FactoryConfig,
+    FactoryContext,
+    PondModel,
+    SqlRelation,
+)
 
 __all__ = [
     "InputRange",

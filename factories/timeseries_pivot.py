@@ -25,8 +25,7 @@ from pydantic import Field, field_validator
 from factories.column_rename import rules_of
 from factories.timeseries_join import DEFAULT_TIME_COLUMN, Member, join_on_time, read_member
 from pond_pipeline.errors import ConfigError
-from pond_pipeline.factory import Factory, FactoryConfig, FactoryContext, SqlRelation
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import EntryType, Factory, FactoryConfig, FactoryContext, SqlRelation
 from pond_pipeline.paths import glob_captures
 
 __all__ = ["TimeseriesPivotConfig", "TimeseriesPivotFactory", "series_name"]

@@ -22,9 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pond_pipeline import paths
-from pond_pipeline.cache import MaterializationCache
 from pond_pipeline.config import normalize_refresh
 from pond_pipeline.dynamic import registry
+from pond_pipeline.dynamic.cache import MaterializationCache
 from pond_pipeline.dynamic.resolve import (
     Node,
     Resolver,
@@ -39,7 +39,7 @@ from pond_pipeline.errors import (
     NotFoundError,
     PondError,
 )
-from pond_pipeline.factory import Factory, FactoryConfig
+from pond_pipeline.factory import EntryType, Factory, FactoryConfig
 from pond_pipeline.fs.nodes import ROOT_ID, check_record, decode_listing, encode_listing
 from pond_pipeline.fs.payloads import (
     DEFAULT_INLINE_THRESHOLD,
@@ -50,7 +50,6 @@ from pond_pipeline.fs.payloads import (
 from pond_pipeline.fs.reader import PayloadReader
 from pond_pipeline.fs.transaction import Transaction
 from pond_pipeline.fs.tree import Snapshot, TreeView
-from pond_pipeline.kinds import EntryType
 from pond_pipeline.query.engine import (
     Connector,
     SqlSession,

@@ -25,7 +25,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from pond_pipeline.durations import parse_duration
 from pond_pipeline.errors import ConfigError
-from pond_pipeline.models import PondModel
+from pond_pipeline.factory import PondModel
 
 DEFAULT_FILE = "pond.yaml"
 COLUMN_TYPES = (

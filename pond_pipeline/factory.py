@@ -18,17 +18,22 @@ model, the entry type it produces, the pond paths/globs it reads (``sources``), 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeAlias, TypeVar
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+from pydantic import BaseModel, ConfigDict
 
-from pond_pipeline.kinds import EntryType
-from pond_pipeline.models import PondModel
+from pond_pipeline.durations import Duration, format_duration, parse_duration
+from pond_pipeline.paths import glob_captures, wildcard_count
+from pond_pipeline.paths import split as split_path
 
 __all__ = [
     "ChildSpec",
+    "Duration",
+    "EntryType",
     "Factory",
     "FactoryConfig",
     "FactoryContext",
@@ -38,7 +43,49 @@ __all__ = [
     "Previous",
     "SourceVersion",
     "SqlRelation",
+    "format_duration",
+    "glob_captures",
+    "parse_duration",
+    "split_path",
+    "wildcard_count",
 ]
+
+
+class EntryType(StrEnum):
+    """The kinds of node a pond holds (DESIGN §3)."""
+
+    DIRECTORY = "directory"
+    SYMLINK = "symlink"
+    DATA = "file:data"
+    TABLE = "file:table"
+    SERIES = "file:series"
+
+    @property
+    def is_file(self) -> bool:
+        return self.value.startswith("file:")
+
+    @property
+    def is_tabular(self) -> bool:
+        return self in (EntryType.TABLE, EntryType.SERIES)
+
+    @property
+    def short(self) -> str:
+        """``file:series`` → ``series``, as users type it (``--type series``)."""
+        return self.value.removeprefix("file:")
+
+    @classmethod
+    def from_short(cls, name: str) -> "EntryType":
+        for member in cls:
+            if name in (member.value, member.short):
+                return member
+        raise ValueError(name)
+
+
+class PondModel(BaseModel):
+    """The base of every typed config (factory configs and ``pond.yaml``): unknown keys
+    are errors (reported with their path); values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class FactoryConfig(PondModel):

@@ -23,10 +23,9 @@ from pond_pipeline.config import normalize_refresh
 from pond_pipeline.dynamic import registry
 from pond_pipeline.dynamic.resolve import Node, Resolver
 from pond_pipeline.errors import ConfigError
-from pond_pipeline.factory import HostFile
+from pond_pipeline.factory import EntryType, HostFile
 from pond_pipeline.fs.nodes import listing_attribute
 from pond_pipeline.fs.payloads import Payload, describe_parquet
-from pond_pipeline.kinds import EntryType
 from pond_pipeline.store.blobs import sha256_bytes, sha256_file
 from pond_pipeline.store.oplog import OplogRecord
 

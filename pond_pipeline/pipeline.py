@@ -15,8 +15,7 @@ from pond_pipeline.api import Pond
 from pond_pipeline.dynamic import registry
 from pond_pipeline.dynamic.resolve import Node, dynamic_paths
 from pond_pipeline.errors import ConfigError, NotFoundError, PondError
-from pond_pipeline.factory import Factory, FactoryConfig
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import EntryType, Factory, FactoryConfig
 from pond_pipeline.materialize import Declaration, is_current
 
 DECLARED_BY = "declared_by"

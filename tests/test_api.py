@@ -21,7 +21,7 @@ from pond_pipeline.errors import (
     NotFoundError,
     QueryError,
 )
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import EntryType
 from pond_pipeline.store.blobs import sha256_bytes
 from pond_pipeline.store.oplog import Oplog
 

@@ -22,7 +22,7 @@ from pond_pipeline import config as pond_yaml
 from pond_pipeline.api import Pond
 from pond_pipeline.cli import output
 from pond_pipeline.errors import ConfigError, NotFoundError, PondError
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import EntryType
 
 SMALL_IMPORT_BYTES = 8 * 1024 * 1024
 

@@ -20,12 +20,13 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from pond_pipeline import cache as cache_module
 from pond_pipeline import paths
+from pond_pipeline.dynamic import cache as cache_module
 from pond_pipeline.dynamic import registry
 from pond_pipeline.errors import ConfigError, ConflictError, FactoryError, NotFoundError, PondError
 from pond_pipeline.factory import (
     ChildSpec,
+    EntryType,
     Factory,
     FactoryConfig,
     Previous,
@@ -35,7 +36,6 @@ from pond_pipeline.factory import (
 from pond_pipeline.fs.payloads import first_timestamp_column
 from pond_pipeline.fs.reader import PayloadReader
 from pond_pipeline.fs.tree import TreeView
-from pond_pipeline.kinds import EntryType
 from pond_pipeline.query.engine import Connector, SqlSession, csv_to_parquet, quote
 from pond_pipeline.store.oplog import STATIC_FACTORY, OplogRecord
 

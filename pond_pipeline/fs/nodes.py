@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from pond_pipeline.errors import CorruptionError
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import EntryType
 from pond_pipeline.store.oplog import OplogRecord
 
 ROOT_ID = "00000000-0000-0000-0000-000000000000"

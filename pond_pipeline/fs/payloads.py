@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pond_pipeline.errors import ConfigError, ConflictError
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import EntryType
 
 DEFAULT_INLINE_THRESHOLD = 64 * 1024
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from pond_pipeline import paths
 from pond_pipeline.errors import ConflictError, NotFoundError
+from pond_pipeline.factory import EntryType
 from pond_pipeline.fs.nodes import Listing, ListingEntry, encode_listing, listing_attribute
 from pond_pipeline.fs.payloads import DEFAULT_INLINE_THRESHOLD, Payload
 from pond_pipeline.fs.tree import Located, Snapshot, TreeView
-from pond_pipeline.kinds import EntryType
 from pond_pipeline.store.blobs import BlobStore
 from pond_pipeline.store.oplog import STATIC_FACTORY, OplogRecord
 

@@ -6,8 +6,8 @@ from functools import cached_property
 
 from pond_pipeline import paths
 from pond_pipeline.errors import ConflictError, NotFoundError
+from pond_pipeline.factory import EntryType
 from pond_pipeline.fs.nodes import ROOT_ID, Listing, listing_of
-from pond_pipeline.kinds import EntryType
 from pond_pipeline.store.oplog import OplogRecord
 
 MAX_SYMLINK_HOPS = 40

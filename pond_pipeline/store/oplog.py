@@ -26,7 +26,7 @@ from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, wr
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from pond_pipeline.errors import ConflictError, CorruptionError, NotFoundError, PondError
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import EntryType
 from pond_pipeline.store.blobs import sha256_bytes, sha256_file
 from pond_pipeline.store.location import PondLocation
 

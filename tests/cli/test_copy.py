@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import EntryType
 
 CSV = "ts,sensor,value\n2024-01-01T00:00:00,a,1.5\n2024-01-01T01:00:00,b,2.5\n"
 CSV2 = "ts,sensor,value\n2024-01-02T00:00:00,c,3.5\n"

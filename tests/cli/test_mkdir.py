@@ -1,6 +1,6 @@
 """``pond mkdir [-p]`` and ``pond ln``."""
 
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import EntryType
 
 
 def test_mkdir(run, pond) -> None:

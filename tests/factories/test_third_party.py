@@ -10,7 +10,7 @@ from pond_pipeline.errors import ConfigError
 
 PLUGIN = """
 from pond_pipeline.factory import Factory, FactoryConfig
-from pond_pipeline.kinds import EntryType
+from pond_pipeline.factory import EntryType
 
 
 class GreetingConfig(FactoryConfig):

@@ -8,11 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pond_pipeline.errors import ConflictError, NotFoundError
+from pond_pipeline.factory import EntryType
 from pond_pipeline.fs.nodes import ROOT_ID, ListingEntry, decode_listing, encode_listing
 from pond_pipeline.fs.payloads import Payload
 from pond_pipeline.fs.transaction import Transaction
 from pond_pipeline.fs.tree import Snapshot
-from pond_pipeline.kinds import EntryType
 from pond_pipeline.store.blobs import BlobStore, sha256_bytes
 from pond_pipeline.store.oplog import OplogRecord
 

@@ -15,7 +15,7 @@ inbox later shows up without touching the directory. Only data files are listed.
 
 from collections.abc import Sequence
 
-from factories.csv_to_parquet import CsvConversion, CsvToParquetConfig
+from factories.tabular import CsvConversion, CsvToParquetConfig, file_stem
 from pond_pipeline.errors import FactoryError
 from pond_pipeline.factory import ChildSpec, EntryType, Factory, FactoryContext
 
@@ -42,7 +42,7 @@ class CsvDirectoryFactory(Factory[CsvDirectoryConfig]):
         for path in context.glob(config.pattern):
             if context.entry_type(path) is not EntryType.DATA:
                 continue
-            name = f"{_stem(path)}.{config.type}"
+            name = f"{file_stem(path)}.{config.type}"
             if name in children:
                 raise FactoryError(
                     f"{origins[name]} and {path} would both be listed as {name!r}",
@@ -65,10 +65,3 @@ class CsvDirectoryFactory(Factory[CsvDirectoryConfig]):
             )
             origins[name] = path
         return list(children.values())
-
-
-def _stem(path: str) -> str:
-    """``/inbox/north.csv`` → ``north`` (a name without a dot stays whole)."""
-    name = path.rstrip("/").rsplit("/", 1)[-1]
-    stem, dot, _ = name.rpartition(".")
-    return stem if dot and stem else name

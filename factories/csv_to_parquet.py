@@ -11,98 +11,20 @@
 Usually listed by a ``csv_directory`` as a transient child, one per CSV file. DuckDB
 infers the column types; ``schema`` overrides them (a value that does not convert is
 an error naming the column). For a series, a string temporal column is parsed as a
-timestamp.
+timestamp. The config model, ``CsvToParquetConfig``, lives in ``factories.tabular``,
+where ``csv_directory`` builds it for each child too.
 """
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Literal, Self
 
 import pyarrow as pa
-from pydantic import Field, field_validator, model_validator
 
-from pond_pipeline.durations import Duration
+from factories.tabular import COLUMN_TYPES, ColumnTypes, CsvToParquetConfig
 from pond_pipeline.errors import FactoryError
-from pond_pipeline.factory import EntryType, Factory, FactoryConfig, FactoryContext
+from pond_pipeline.factory import EntryType, Factory, FactoryContext
 
-__all__ = ["COLUMN_TYPES", "CsvToParquetConfig", "CsvToParquetFactory", "cast_columns"]
-
-DEFAULT_TEMPORAL_COLUMN = "timestamp"
-
-COLUMN_TYPES: dict[str, pa.DataType] = {
-    "boolean": pa.bool_(),
-    "bool": pa.bool_(),
-    "tinyint": pa.int8(),
-    "smallint": pa.int16(),
-    "integer": pa.int32(),
-    "int": pa.int32(),
-    "bigint": pa.int64(),
-    "long": pa.int64(),
-    "float": pa.float32(),
-    "real": pa.float32(),
-    "double": pa.float64(),
-    "varchar": pa.string(),
-    "string": pa.string(),
-    "text": pa.string(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us"),
-    "timestamptz": pa.timestamp("us", tz="UTC"),
-}
-"""The type names a ``schema`` override accepts (DuckDB's spellings), as Arrow types."""
-
-ColumnTypes = dict[str, str]
-
-
-def check_column_types(value: ColumnTypes | None) -> ColumnTypes | None:
-    """Lower-cases the type names; an unknown one is an error listing the known ones."""
-    if value is None:
-        return None
-    normalized = {}
-    for column, type_name in value.items():
-        key = " ".join(type_name.lower().split())
-        key = "timestamptz" if key == "timestamp with time zone" else key
-        if key not in COLUMN_TYPES:
-            raise ValueError(
-                f"column {column!r}: unknown type {type_name!r}; "
-                f"use one of {', '.join(sorted(COLUMN_TYPES))}"
-            )
-        normalized[column] = key
-    return normalized
-
-
-class CsvConversion(FactoryConfig):
-    """How a CSV becomes a table or series: shared by ``csv_to_parquet`` and
-    ``csv_directory`` (which passes these settings on to each child)."""
-
-    type: Literal["table", "series"] = "table"
-    temporal_column: str | None = None
-    """For a series: its timestamp column (default ``timestamp``)."""
-    schema_: ColumnTypes | None = Field(default=None, alias="schema")
-    """Column → type overrides, e.g. ``{value: double, ts: timestamp}``."""
-    cache_ttl: Duration | None = None
-    """How long a converted file may be reused (it is redone anyway when the CSV changes)."""
-
-    @field_validator("schema_")
-    @classmethod
-    def _known_types(cls, value: ColumnTypes | None) -> ColumnTypes | None:
-        return check_column_types(value)
-
-    @model_validator(mode="after")
-    def _temporal_column_for_series(self) -> Self:
-        if self.type == "table" and self.temporal_column is not None:
-            raise ValueError("'temporal_column' applies to type: series; remove it or set type")
-        return self
-
-
-class CsvToParquetConfig(CsvConversion):
-    source: str
-    """The CSV data file (a pond path)."""
-
-    @property
-    def time_column(self) -> str | None:
-        if self.type != "series":
-            return None
-        return self.temporal_column or DEFAULT_TEMPORAL_COLUMN
+__all__ = ["CsvToParquetFactory", "cast_columns"]
 
 
 class CsvToParquetFactory(Factory[CsvToParquetConfig]):

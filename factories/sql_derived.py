@@ -13,7 +13,7 @@ files.
 """
 
 from collections.abc import Sequence
-from typing import Self
+from typing import Self, TypeVar
 
 from pydantic import field_validator, model_validator
 
@@ -70,30 +70,31 @@ class SqlDerivedSeriesConfig(SqlDerivedTableConfig):
     """The result's timestamp column (default: its first timestamp column)."""
 
 
-class SqlDerivedTableFactory(Factory[SqlDerivedTableConfig]):
+SqlConfig = TypeVar("SqlConfig", bound=SqlDerivedTableConfig)
+
+
+class _SqlDerivedFactory(Factory[SqlConfig]):
+    """What both factories do: read the query's tables and hand the query on."""
+
+    def sources(self, config: SqlConfig) -> Sequence[str]:
+        return list(config.tables.values())
+
+    def produce(self, config: SqlConfig, context: FactoryContext) -> SqlRelation:
+        return SqlRelation(config.query, config.tables)
+
+
+class SqlDerivedTableFactory(_SqlDerivedFactory[SqlDerivedTableConfig]):
     name = "sql_derived_table"
     Config = SqlDerivedTableConfig
     produces = EntryType.TABLE
     description = "A table defined by DuckDB SQL over other pond files (paths or globs)."
 
-    def sources(self, config: SqlDerivedTableConfig) -> Sequence[str]:
-        return list(config.tables.values())
 
-    def produce(self, config: SqlDerivedTableConfig, context: FactoryContext) -> SqlRelation:
-        return SqlRelation(config.query, config.tables)
-
-
-class SqlDerivedSeriesFactory(Factory[SqlDerivedSeriesConfig]):
+class SqlDerivedSeriesFactory(_SqlDerivedFactory[SqlDerivedSeriesConfig]):
     name = "sql_derived_series"
     Config = SqlDerivedSeriesConfig
     produces = EntryType.SERIES
     description = "A series defined by DuckDB SQL over other pond files (paths or globs)."
 
-    def sources(self, config: SqlDerivedSeriesConfig) -> Sequence[str]:
-        return list(config.tables.values())
-
     def time_column(self, config: SqlDerivedSeriesConfig) -> str | None:
         return config.time_column
-
-    def produce(self, config: SqlDerivedSeriesConfig, context: FactoryContext) -> SqlRelation:
-        return SqlRelation(config.query, config.tables)

@@ -32,8 +32,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
-from pond_pipeline.durations import Duration
-from pond_pipeline.factory import EntryType, Factory, FactoryConfig, FactoryContext, PondModel
+from factories.tabular import DEFAULT_TIME_COLUMN, TimeColumn
+from pond_pipeline.factory import (
+    Duration,
+    EntryType,
+    Factory,
+    FactoryConfig,
+    FactoryContext,
+    PondModel,
+)
 
 __all__ = [
     "BATCH_ROWS",
@@ -148,7 +155,7 @@ class SyntheticConfig(FactoryConfig):
     end: datetime
     """Inclusive."""
     interval: Duration
-    time_column: str = Field(default="timestamp", min_length=1)
+    time_column: TimeColumn = DEFAULT_TIME_COLUMN
     points: list[Point] = Field(min_length=1)
 
     @model_validator(mode="after")

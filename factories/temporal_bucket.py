@@ -23,43 +23,27 @@ what lets ``produce_incremental`` (run by a materialization after the source gai
 versions) read only the new versions' buckets, recompute those, and keep every other
 bucket of the previous output, with exactly the result of a full recompute; a version
 whose rows arrive late (inside an earlier bucket) just widens what is recomputed.
-Both paths report ``rows_read`` (rows read from the source).
+Both paths report ``rows_read`` (rows read from the source). The config model,
+``TemporalBucketConfig``, and its ``Aggregation`` live in ``factories.tabular``, where
+``temporal_reduce`` builds them for its children too.
 """
 
 import fnmatch
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 
 import pyarrow as pa
 import pyarrow.acero as ac
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-from pydantic import Field, field_validator
 
-from pond_pipeline.durations import Duration
+from factories.tabular import Aggregation, TemporalBucketConfig
 from pond_pipeline.errors import FactoryError
-from pond_pipeline.factory import (
-    EntryType,
-    Factory,
-    FactoryConfig,
-    FactoryContext,
-    PondModel,
-    Previous,
-    SourceVersion,
-)
+from pond_pipeline.factory import EntryType, Factory, FactoryContext, Previous, SourceVersion
 
-__all__ = [
-    "AGGREGATION_TYPES",
-    "Aggregation",
-    "TemporalBucketConfig",
-    "TemporalBucketFactory",
-    "bucket_span",
-]
+__all__ = ["TemporalBucketFactory", "bucket_span"]
 
-AGGREGATION_TYPES = ("avg", "min", "max", "sum", "count", "first", "last")
-AggregationType = Literal["avg", "min", "max", "sum", "count", "first", "last"]
 ROW_COUNT = "count"
 """The output column of ``count`` over ``["*"]``."""
 _FUNCTIONS = {
@@ -76,30 +60,6 @@ _GLOB_NUMERIC = ("avg", "sum", "min", "max")
 _BUCKET = "__pond_bucket"
 _MICROS = 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class Aggregation(PondModel):
-    type: AggregationType
-    columns: list[str] = Field(min_length=1)
-    """Column names or globs (``temp*``, ``*``)."""
-
-    @field_validator("type", mode="before")
-    @classmethod
-    def _known_type(cls, value: object) -> object:
-        if value not in AGGREGATION_TYPES:
-            raise ValueError(
-                f"unknown aggregation type {value!r}; use one of {', '.join(AGGREGATION_TYPES)}"
-            )
-        return value
-
-
-class TemporalBucketConfig(FactoryConfig):
-    source: str
-    """The series to reduce (a pond path)."""
-    resolution: Duration
-    """The bucket width: ``1h``, ``6h``, ``1d``..."""
-    time_column: str = Field(default="timestamp", min_length=1)
-    aggregations: list[Aggregation] = Field(min_length=1)
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,25 @@ from typing import Self
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from factories.temporal_bucket import Aggregation, TemporalBucketConfig, TemporalBucketFactory
-from pond_pipeline.durations import Duration, format_duration
+from factories.tabular import (
+    DEFAULT_TIME_COLUMN,
+    Aggregation,
+    TemporalBucketConfig,
+    TimeColumn,
+)
 from pond_pipeline.errors import FactoryError
-from pond_pipeline.factory import ChildSpec, EntryType, Factory, FactoryConfig, FactoryContext
-from pond_pipeline.paths import glob_captures, split, wildcard_count
+from pond_pipeline.factory import (
+    ChildSpec,
+    Duration,
+    EntryType,
+    Factory,
+    FactoryConfig,
+    FactoryContext,
+    format_duration,
+    glob_captures,
+    split_path,
+    wildcard_count,
+)
 
 __all__ = [
     "TemporalReduceConfig",
@@ -45,7 +59,7 @@ _REFERENCE = re.compile(r"\$(\d+)")
 
 
 class _Reduction(FactoryConfig):
-    time_column: str = Field(default="timestamp", min_length=1)
+    time_column: TimeColumn = DEFAULT_TIME_COLUMN
     resolutions: list[Duration] = Field(min_length=1)
     aggregations: list[Aggregation] = Field(min_length=1)
 
@@ -70,7 +84,7 @@ class _Reduction(FactoryConfig):
             children.append(
                 ChildSpec(
                     name=f"res={format_duration(resolution)}.series",
-                    factory=TemporalBucketFactory.name,
+                    factory="temporal_bucket",
                     config=config.model_dump(mode="json"),
                 )
             )
@@ -173,7 +187,7 @@ class TemporalResolutionsFactory(Factory[TemporalResolutionsConfig]):
 
 def expand_out_pattern(out_pattern: str, path: str, captures: list[str]) -> str:
     """``out_pattern`` with ``$0`` (the path without its leading ``/``) and ``$n``."""
-    values = ["/".join(split(path)), *captures]
+    values = ["/".join(split_path(path)), *captures]
 
     def substitute(match: re.Match[str]) -> str:
         return values[int(match.group(1))]

@@ -22,11 +22,24 @@ from collections.abc import Sequence
 import pyarrow as pa
 from pydantic import Field, field_validator
 
-from factories.column_rename import rules_of
-from factories.timeseries_join import DEFAULT_TIME_COLUMN, Member, join_on_time, read_member
+from factories.tabular import (
+    DEFAULT_TIME_COLUMN,
+    Member,
+    TimeColumn,
+    file_stem,
+    join_on_time,
+    read_member,
+    rules_of,
+)
 from pond_pipeline.errors import ConfigError
-from pond_pipeline.factory import EntryType, Factory, FactoryConfig, FactoryContext, SqlRelation
-from pond_pipeline.paths import glob_captures
+from pond_pipeline.factory import (
+    EntryType,
+    Factory,
+    FactoryConfig,
+    FactoryContext,
+    SqlRelation,
+    glob_captures,
+)
 
 __all__ = ["TimeseriesPivotConfig", "TimeseriesPivotFactory", "series_name"]
 
@@ -35,7 +48,7 @@ class TimeseriesPivotConfig(FactoryConfig):
     pattern: str
     """A pond glob (or path) matching the series to pivot."""
     columns: list[str] = Field(min_length=1)
-    time_column: str = Field(default=DEFAULT_TIME_COLUMN, min_length=1)
+    time_column: TimeColumn = DEFAULT_TIME_COLUMN
     transforms: list[str] = Field(default=[])
     """Paths of ``column_rename`` nodes applied, in order, to every series first."""
 
@@ -125,6 +138,4 @@ def series_name(pattern: str, path: str) -> str:
     captures = [c.replace("/", ".") for c in glob_captures(pattern, path) or [] if c]
     if captures:
         return ".".join(captures)
-    base = path.rstrip("/").rsplit("/", 1)[-1]
-    stem, dot, _ = base.rpartition(".")
-    return stem if dot and stem else base
+    return file_stem(path)

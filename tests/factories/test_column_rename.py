@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from factories.column_rename import (
+from factories.tabular import (
     ColumnRenameConfig,
     DirectRule,
     PatternRule,
@@ -14,7 +14,7 @@ from factories.column_rename import (
     select_list,
 )
 from pond_pipeline.errors import ConfigError, FactoryError
-from pond_pipeline.materialize import materialize
+from pond_pipeline.project.materialize import materialize
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 ROWS = 1440  # one day at 1m, 00:00 .. 23:59

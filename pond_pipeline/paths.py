@@ -1,6 +1,6 @@
 """Pond paths: absolute, ``/``-separated, never escaping the root; and globs over them."""
 
-import fnmatch
+import functools
 import re
 from collections.abc import Sequence
 
@@ -94,16 +94,7 @@ def glob_prefix(pattern: str) -> list[str]:
 
 def match_segments(pattern: Sequence[str], segments: Sequence[str]) -> bool:
     """Whether ``segments`` match ``pattern``, where ``**`` is any number of segments."""
-    if not pattern:
-        return not segments
-    head, rest = pattern[0], pattern[1:]
-    if head == "**":
-        return any(match_segments(rest, segments[i:]) for i in range(len(segments) + 1))
-    return (
-        bool(segments)
-        and fnmatch.fnmatchcase(segments[0], head)
-        and match_segments(rest, segments[1:])
-    )
+    return _match(pattern, segments, [])
 
 
 def could_descend(pattern: Sequence[str], segments: Sequence[str]) -> bool:
@@ -113,7 +104,7 @@ def could_descend(pattern: Sequence[str], segments: Sequence[str]) -> bool:
             return False
         if pattern[index] == "**":
             return True
-        if not fnmatch.fnmatchcase(segment, pattern[index]):
+        if not _segment_regex(pattern[index]).fullmatch(segment):
             return False
     return len(pattern) > len(segments)
 
@@ -122,52 +113,71 @@ def glob_captures(pattern: str, path: str) -> list[str] | None:
     """What each wildcard segment of ``pattern`` matched in ``path`` (None: no match).
 
     ``/sites/*/temp.series`` against ``/sites/north/temp.series`` → ``["north"]``.
-    Each ``*``/``?`` run within a segment is its own capture; ``**`` captures the
-    joined segments it spans (``""`` for none); ``[...]`` classes are not captures.
+    Each ``*`` and ``?`` within a segment is its own capture; ``**`` captures the
+    joined segments it spans (``""`` for none, as many as it can when there is a
+    choice); ``[...]`` classes are not captures.
     """
-    match = _pattern_regex(pattern).fullmatch("/".join(split(path)))
-    return [group or "" for group in match.groups()] if match else None
+    captures: list[str] = []
+    return captures if _match(split(pattern), split(path), captures) else None
 
 
 def wildcard_count(pattern: str) -> int:
     """How many captures ``glob_captures`` gives for ``pattern``."""
-    return _pattern_regex(pattern).groups
+    return sum(1 if s == "**" else _segment_regex(s).groups for s in split(pattern))
 
 
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    segments = split(pattern)
+def _match(pattern: Sequence[str], segments: Sequence[str], captures: list[str]) -> bool:
+    """``match_segments`` that appends what each wildcard matched to ``captures``."""
+    if not pattern:
+        return not segments
+    head, rest = pattern[0], pattern[1:]
+    kept = len(captures)
+    if head == "**":  # the longest span first, down to none
+        for stop in range(len(segments), -1, -1):
+            captures.append("/".join(segments[:stop]))
+            if _match(rest, segments[stop:], captures):
+                return True
+            del captures[kept:]
+        return False
+    found = _segment_regex(head).fullmatch(segments[0]) if segments else None
+    if found is None:
+        return False
+    captures.extend(found.groups())
+    if _match(rest, segments[1:], captures):
+        return True
+    del captures[kept:]
+    return False
+
+
+@functools.lru_cache(maxsize=1024)
+def _segment_regex(segment: str) -> re.Pattern[str]:
+    """One segment's glob as ``fnmatch.fnmatchcase`` reads it, each ``*``/``?`` a group."""
     regex = ""
-    for index, segment in enumerate(segments):
-        if segment == "**":  # zero segments too, like ``match_segments``: captures ""
-            if index > 0:
-                regex += "(?:/(.*))?"
-            else:
-                regex += "(.*)" if len(segments) == 1 else "(?:(.*)/)?"
-            continue
-        glued = index == 0 or (index == 1 and segments[0] == "**")
-        regex += ("" if glued else "/") + _segment_regex(segment)
+    for star, mark, members, char in _GLOB_TOKEN.findall(segment):
+        if star:
+            regex += "(.*)"
+        elif mark:
+            regex += "(.)"
+        elif members:
+            regex += _class_regex(members)
+        else:
+            regex += re.escape(char)
     return re.compile(regex, re.DOTALL)
 
 
-def _segment_regex(segment: str) -> str:
-    if segment == "**":
-        return "(.*)"
-    out = []
-    index = 0
-    while index < len(segment):
-        char = segment[index]
-        close = segment.find("]", index + 2) if char == "[" else -1
-        if char == "*":
-            out.append("([^/]*)")
-        elif char == "?":
-            out.append("([^/])")
-        elif close > 0:  # a character class, as fnmatch reads it (not a capture)
-            body = segment[index + 1 : close]
-            negate = body.startswith("!")
-            body = re.escape(body[1:] if negate else body).replace("\\-", "-")
-            out.append(f"[{'^' if negate else ''}{body}]")
-            index = close
-        else:
-            out.append(re.escape(char))
-        index += 1
-    return "".join(out)
+# ``[...]`` as fnmatch finds its end: a ``]`` right after ``[`` or ``[!`` is a member, and
+# a ``[`` without a closing ``]`` is literal (possessive, so ``[!]`` stays literal too)
+_GLOB_TOKEN = re.compile(r"(\*)|(\?)|\[(!?+\]?+[^\]]*+)\]|(.)", re.DOTALL)
+
+
+def _class_regex(members: str) -> str:
+    """``[a-c_]``/``[!a]`` as fnmatch reads them; an empty range (``z-a``) matches nothing."""
+    negate, members = members.startswith("!"), members.removeprefix("!")
+    parts = [
+        re.escape(one) if one else f"{re.escape(low)}-{re.escape(high)}"
+        for low, high, one in re.findall(r"(.)-(.)|(.)", members, re.DOTALL)
+        if one or low <= high
+    ]
+    if not parts:
+        return "." if negate else "(?!)"
+    return f"[{'^' if negate else ''}{''.join(parts)}]"

@@ -1,7 +1,10 @@
 """Pond paths: normalization and globs, as properties over generated paths."""
 
+import fnmatch
+from collections.abc import Sequence
+
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pond_pipeline import paths
@@ -144,3 +147,98 @@ def test_glob_examples(pattern: str, path: str, matches: bool) -> None:
 )
 def test_glob_captures(pattern: str, path: str, captures: list[str] | None) -> None:
     assert paths.glob_captures(pattern, path) == captures
+
+
+# -- the glob syntax against fnmatch -------------------------------------------------------------
+# A small alphabet with a capital letter, so that matches are common and case counts. Each
+# piece of a glob segment comes with a strategy for the text it matches.
+ALPHABET = "abA"
+PIECES: dict[str, st.SearchStrategy[str]] = {
+    "*": st.text(ALPHABET, max_size=2),
+    "?": st.sampled_from(ALPHABET),
+    "[ab]": st.sampled_from("ab"),
+    "[!a]": st.sampled_from("bA"),
+    "a": st.just("a"),
+    "b": st.just("b"),
+    "A": st.just("A"),
+}
+glob_pieces = st.lists(st.sampled_from(sorted(PIECES)), min_size=1, max_size=3)
+glob_segments = st.one_of(st.just("**"), glob_pieces.map("".join))  # "*" + "*" is a "**" too
+globs = st.lists(glob_segments, max_size=4)
+plain_paths = st.lists(st.text(ALPHABET, min_size=1, max_size=3), max_size=5)
+
+
+def fnmatch_segments(pattern: Sequence[str], segments: Sequence[str]) -> bool:
+    """The reference: fnmatchcase per segment, ``**`` spanning any number of segments."""
+    if not pattern:
+        return not segments
+    if pattern[0] == "**":
+        return any(fnmatch_segments(pattern[1:], segments[i:]) for i in range(len(segments) + 1))
+    return (
+        bool(segments)
+        and fnmatch.fnmatchcase(segments[0], pattern[0])
+        and fnmatch_segments(pattern[1:], segments[1:])
+    )
+
+
+@settings(max_examples=200)
+@given(pattern=globs, segments=plain_paths)
+def test_match_segments_agrees_with_fnmatch(pattern: list[str], segments: list[str]) -> None:
+    assert paths.match_segments(pattern, segments) is fnmatch_segments(pattern, segments)
+
+
+@settings(max_examples=200)
+@given(pattern=globs, segments=plain_paths)
+def test_captures_exist_exactly_when_the_pattern_matches(
+    pattern: list[str], segments: list[str]
+) -> None:
+    glob, path = "/" + "/".join(pattern), "/" + "/".join(segments)
+    captures = paths.glob_captures(glob, path)
+    assert (captures is not None) is paths.match_segments(pattern, segments)
+    if captures is None:
+        return
+    assert len(captures) == paths.wildcard_count(glob)
+    if "[" not in glob:  # put each capture back in place of its wildcard: the path again
+        left = iter(captures)
+        rebuilt = [
+            next(left) if s == "**" else "".join(next(left) if c in "*?" else c for c in s)
+            for s in pattern
+        ]
+        assert "/" + "/".join(s for s in rebuilt if s) == path
+
+
+@settings(max_examples=100)
+@given(pattern=st.lists(st.one_of(st.just(["**"]), glob_pieces), max_size=4), data=st.data())
+def test_could_descend_to_every_match(pattern: list[list[str]], data: st.DataObject) -> None:
+    segments: list[str] = []  # drawn to match, piece by piece
+    for pieces in pattern:
+        if pieces == ["**"]:
+            segments += data.draw(st.lists(st.text(ALPHABET, min_size=1, max_size=2), max_size=2))
+        elif set(pieces) == {"*"}:  # stars alone: any name (a "**" too: one segment)
+            segments.append(data.draw(st.text(ALPHABET, min_size=1, max_size=3)))
+        else:
+            segments.append("".join(data.draw(PIECES[piece]) for piece in pieces))
+    globbed = ["".join(pieces) for pieces in pattern]
+    assert paths.match_segments(globbed, segments)
+    for cut in range(len(segments)):
+        assert paths.could_descend(globbed, segments[:cut])
+
+
+@pytest.mark.parametrize(
+    ("glob", "name", "matches"),
+    [
+        ("[!]x]", "y", True),  # a "]" right after "[" or "[!" is a member
+        ("[!]x]", "]", False),
+        ("[]]", "]", True),
+        ("[!]", "[!]", True),  # no closing "]": literal
+        ("[a-c-]", "-", True),
+        ("[z-a]", "z", False),  # an empty range matches nothing
+        ("[!z-a]", "q", True),
+        ("[^a]", "^", True),
+        ("a**b", "ab", True),  # not a "**" segment
+        ("[a-z]", "Q", False),
+    ],
+)
+def test_odd_classes_read_as_fnmatch_reads_them(glob: str, name: str, matches: bool) -> None:
+    assert fnmatch.fnmatchcase(name, glob) is matches
+    assert paths.match_segments([glob], [name]) is matches

@@ -30,8 +30,9 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
-from pond_pipeline import pipeline as pipelines
 from pond_pipeline.api import Pond
+from pond_pipeline.project import apply as applying
+from pond_pipeline.project import pipeline as pipelines
 
 BASE = "/data/base.series"
 GROUPS = 10
@@ -167,11 +168,11 @@ def apply_in_process(config: Path) -> list[Row]:
     t1 = time.perf_counter()
     pond = pipelines.open_pond(bare)
     t2 = time.perf_counter()
-    first = pipelines.apply(pond, bare)
+    first = applying.apply(pond, bare)
     t3 = time.perf_counter()
     again = pipelines.load(config, pond=pond)
     t4 = time.perf_counter()
-    second = pipelines.apply(pond, again)
+    second = applying.apply(pond, again)
     t5 = time.perf_counter()
     created = sum(1 for item in first if item.action == "create")
     unchanged = sum(1 for item in second if item.action == "unchanged")
@@ -222,7 +223,7 @@ def mark():
     marks.append((time.perf_counter(), time.process_time()))
 import dagster
 mark()
-import dagster_duckdb, pond_pipeline.orchestration.assets, pond_pipeline.pipeline
+import dagster_duckdb, pond_pipeline.orchestration.assets, pond_pipeline.project.pipeline
 mark()
 import pond_pipeline.orchestration.definitions as location  # builds `defs` from POND_CONFIG
 mark()

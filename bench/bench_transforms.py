@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pond_pipeline.api import Pond
-from pond_pipeline.materialize import Materialized, materialize
+from pond_pipeline.project.materialize import Materialized, materialize
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 MINUTES = 1440

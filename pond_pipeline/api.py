@@ -10,11 +10,11 @@ Every ``transaction`` is one Delta commit taken under the pond's write lock: all
 its changes land together, or (on any exception) none do.
 """
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,52 +22,47 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pond_pipeline import paths
-from pond_pipeline.config import normalize_refresh
-from pond_pipeline.dynamic import registry
+from pond_pipeline.durations import normalize_refresh
+from pond_pipeline.dynamic import graph, registry
 from pond_pipeline.dynamic.cache import MaterializationCache
-from pond_pipeline.dynamic.resolve import (
-    Node,
-    Resolver,
-    TimeRange,
-    derivation_order,
-    dynamic_paths,
-)
+from pond_pipeline.dynamic.resolve import Node, Resolver, TimeRange, dynamic_paths
 from pond_pipeline.errors import (
     ConfigError,
     ConflictError,
-    CorruptionError,
     NotFoundError,
     PondError,
 )
-from pond_pipeline.factory import EntryType, Factory, FactoryConfig
-from pond_pipeline.fs.nodes import ROOT_ID, check_record, decode_listing, encode_listing
-from pond_pipeline.fs.payloads import (
-    DEFAULT_INLINE_THRESHOLD,
-    Payload,
-    describe_parquet,
-    unify_series_schema,
+from pond_pipeline.factory import EntryType, Factory, FactoryConfig, HostFile
+from pond_pipeline.fs import host_files
+from pond_pipeline.fs.nodes import (
+    ROOT_ID,
+    check_record,
+    encode_listing,
+    listing_attribute,
 )
+from pond_pipeline.fs.payloads import Payload, describe_parquet
 from pond_pipeline.fs.reader import PayloadReader
 from pond_pipeline.fs.transaction import Transaction
 from pond_pipeline.fs.tree import Snapshot, TreeView
-from pond_pipeline.query.engine import (
-    Connector,
-    SqlSession,
-    csv_to_parquet,
-    referenced_tables,
-    with_bindings,
-)
+from pond_pipeline.fs.verify import VerifyReport, collect_garbage, verify_pond
+from pond_pipeline.query.engine import Connector, SqlSession, referenced_tables, with_bindings
 from pond_pipeline.store.blobs import BlobStore, sha256_bytes, sha256_file
 from pond_pipeline.store.location import PondLocation
 from pond_pipeline.store.lock import DEFAULT_LOCK_TIMEOUT, write_lock
 from pond_pipeline.store.oplog import Oplog, OplogRecord, TransactionInfo
+from pond_pipeline.store.settings import DEFAULT_INLINE_THRESHOLD, SETTINGS_FILE, PondSettings
 
-__all__ = ["NodeInfo", "Pond", "PondTransaction", "TimeRange", "VerifyReport"]
-
-SETTINGS_FILE = "pond.json"
-SCRATCH_MAX_AGE = 3600.0
-"""Seconds after which ``gc`` takes a temporary file for the leftover of a dead writer."""
-TABULAR_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+__all__ = [
+    "DynamicNode",
+    "Node",
+    "NodeInfo",
+    "OplogRecord",
+    "Pond",
+    "PondOptions",
+    "PondTransaction",
+    "TimeRange",
+    "VerifyReport",
+]
 
 
 @dataclass(frozen=True)
@@ -87,43 +82,69 @@ class NodeInfo:
         return f"{self.entry_type.short} ({self.factory})" if dynamic else self.entry_type.short
 
 
-@dataclass
-class VerifyReport:
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    unreferenced_blobs: list[str] = field(default_factory=list)
-    checked: int = 0
+@dataclass(frozen=True)
+class PondOptions:
+    """How this process uses a pond (the pond's own settings are in ``pond.json``)."""
+
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    """Seconds a writer waits for the write lock."""
+    query_timeout: float | None = None
+    """Seconds before a query is interrupted (0: never); ``None``: the pond's setting."""
+    host_root: Path | None = None
+    """The folder relative host paths resolve against (``pond.yaml``'s)."""
+    connector: Connector | None = None
+    """Where SQL sessions get their DuckDB connection (default: the process's own)."""
+
+
+@dataclass(frozen=True)
+class DynamicNode:
+    """A persisted dynamic node with its validated config (see ``Pond.dynamic_nodes``)."""
+
+    path: str
+    entry_type: EntryType
+    factory_name: str
+    factory: Factory[Any] | None
+    """``None`` when the config no longer validates (or its factory is not installed)."""
+    config: FactoryConfig | None
+    raw_config: dict[str, Any]
+    sources: list[str]
+    attributes: dict[str, Any]
 
     @property
-    def ok(self) -> bool:
-        return not self.problems
+    def refresh(self) -> str | None:
+        value = self.attributes.get("refresh")
+        return str(value) if value is not None else None
 
 
 class Pond:
-    def __init__(self, location: PondLocation, settings: dict[str, Any]):
+    def __init__(
+        self, location: PondLocation, settings: PondSettings, options: PondOptions | None = None
+    ):
         self.location = location
         self.settings = settings
+        self.options = options or PondOptions()
         self.oplog = Oplog(location)
         self.blobs = BlobStore(location.blobs, location.scratch)
         self.reader = PayloadReader(self.oplog, self.blobs)
         self.cache = MaterializationCache(location.cache)
-        self.lock_timeout = DEFAULT_LOCK_TIMEOUT
-        self.query_timeout: float | None = float(settings.get("query_timeout", 300))
-        self.host_root: Path | None = None
-        self.connector: Connector | None = None
-        """Where SQL sessions get their DuckDB connection (default: a fresh one each)."""
         self._snapshot: Snapshot | None = None
         self._checked: tuple[int, OplogRecord] | None = None
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
-    def create(cls, uri: str, *, inline_threshold: int = DEFAULT_INLINE_THRESHOLD) -> "Pond":
+    def create(
+        cls,
+        uri: str,
+        *,
+        inline_threshold: int = DEFAULT_INLINE_THRESHOLD,
+        options: PondOptions | None = None,
+    ) -> "Pond":
         location = PondLocation.parse(uri)
         if Oplog.exists(location):
             raise ConflictError("a pond already exists here", subject=location.uri)
         location.root.mkdir(parents=True, exist_ok=True)
-        settings = {"inline_threshold": inline_threshold, "query_timeout": 300}
-        (location.root / SETTINGS_FILE).write_text(json.dumps(settings, indent=2))
+        settings = PondSettings(inline_threshold=inline_threshold)
+        settings.write(location.root / SETTINGS_FILE)
         oplog = Oplog.create(location)
         root = OplogRecord(
             part_id=ROOT_ID,
@@ -137,22 +158,29 @@ class Pond:
         )
         info = TransactionInfo(1, root.timestamp, "init", ["/"])
         oplog.append([root], expected_version=oplog.version(), info=info)
-        return cls(location, settings)
+        return cls(location, settings, options)
 
     @classmethod
-    def open(cls, uri: str) -> "Pond":
+    def open(cls, uri: str, options: PondOptions | None = None) -> "Pond":
         location = PondLocation.parse(uri)
         if not Oplog.exists(location):
             raise NotFoundError(
                 "no pond here", subject=location.uri, hint="create one with `pond init`"
             )
-        settings_path = location.root / SETTINGS_FILE
-        settings = _read_settings(settings_path) if settings_path.exists() else {}
-        return cls(location, settings)
+        return cls(location, PondSettings.read(location.root / SETTINGS_FILE), options)
 
     @property
     def inline_threshold(self) -> int:
-        return int(self.settings.get("inline_threshold", DEFAULT_INLINE_THRESHOLD))
+        return self.settings.inline_threshold
+
+    @property
+    def lock_timeout(self) -> float:
+        return self.options.lock_timeout
+
+    @property
+    def query_timeout(self) -> float:
+        chosen = self.options.query_timeout
+        return self.settings.query_timeout if chosen is None else chosen
 
     # -- views ----------------------------------------------------------------------------
     def snapshot(self, at: int | None = None) -> Snapshot:
@@ -192,8 +220,8 @@ class Pond:
             self.cache,
             scratch=self.location.scratch,
             query_timeout=self.query_timeout,
-            host_root=self.host_root,
-            connector=self.connector,
+            host_root=self.options.host_root,
+            connector=self.options.connector,
         )
 
     @contextmanager
@@ -215,8 +243,9 @@ class Pond:
             self._snapshot = None
 
     # -- reading ----------------------------------------------------------------------------
-    def node(self, path: str, *, at: int | None = None) -> Node:
-        return self.resolver(at).resolve(path)
+    def node(self, path: str, *, at: int | None = None, follow: bool = True) -> Node:
+        """What ``path`` names (a symlink: its target, unless not ``follow``)."""
+        return self.resolver(at).resolve(path, follow=follow)
 
     def list_nodes(self, pattern: str | None = None, *, at: int | None = None) -> list[NodeInfo]:
         """``None``: everything; ``/dir/``: its children; ``/dir``: the entry; globs match."""
@@ -344,111 +373,33 @@ class Pond:
         return self.oplog.transactions(limit)
 
     def verify(self) -> VerifyReport:
-        """Check every stored part: the oplog's files (commits, checkpoints, data files,
-        inline payloads), every blob's checksum, and that every listing entry is live.
-
-        Problems name the node and version, or the damaged file. Unreferenced blobs and
-        files left by interrupted commits are notes: `gc` removes them.
-        """
-        report = VerifyReport()
-        found = self.oplog.check()
-        self._snapshot = None
-        try:
-            snapshot: Snapshot | None = self.snapshot()
-        except PondError as exc:
-            snapshot = None
-            if not found.problems:
-                report.problems.append(exc.message)
-        for problem in found.problems:
-            if problem.node_id is not None and snapshot is not None:
-                label = f"{_path_hint(snapshot, problem.node_id)} version {problem.version}"
-                where = f"oplog/{problem.file}"
-                report.problems.append(
-                    f"{label}: {problem.reason.removeprefix('holds ')} in {where}"
-                )
-            else:
-                report.problems.append(f"{problem}; {problem.hint}")
-        if found.orphans or found.leftovers:
-            count = len(found.orphans) + len(found.leftovers)
-            report.notes.append(
-                f"{count} oplog file(s) no commit references, left by interrupted commits; "
-                "`pond gc` removes them"
-            )
-        if found.unchecksummed:
-            report.notes.append(
-                f"{len(found.unchecksummed)} commit(s) have no recorded checksums (their "
-                "writer stopped right after committing); `pond gc` records them"
-            )
-        if snapshot is None:
-            report.checked = found.rows
-            return report
-        referenced: set[str] = set()
-        for record in snapshot.all_records():
-            report.checked += 1
-            if record.blob:
-                referenced.add(record.blob)
-                label = f"{_path_hint(snapshot, record.node_id)} version {record.version}"
-                blob_path = self.blobs.path(record.blob)
-                if not blob_path.is_file():
-                    report.problems.append(f"{label}: blob {record.blob} is missing")
-                elif sha256_file(blob_path) != record.blob:
-                    report.problems.append(f"{label}: blob {record.blob} is damaged")
-            if record.entry_type == EntryType.DIRECTORY.value and not record.is_dynamic:
-                try:
-                    decode_listing(record.content)
-                except PondError as exc:
-                    label = f"{_path_hint(snapshot, record.node_id)} version {record.version}"
-                    report.problems.append(f"{label}: {exc.reason}")
-        for record in snapshot.all_records():
-            if record.entry_type != EntryType.DIRECTORY.value or record.is_dynamic:
-                continue
-            if snapshot.latest(record.node_id) is not record:
-                continue
-            try:
-                listing = snapshot.listing(record.node_id)
-            except PondError:
-                continue  # reported above
-            for name, entry in listing.items():
-                if snapshot.latest(entry.node_id) is None:
-                    where = _path_hint(snapshot, record.node_id)
-                    report.problems.append(f"{paths.join(where, name)}: listed but has no versions")
-        for sha in self.blobs.all_shas():
-            if sha not in referenced:
-                report.unreferenced_blobs.append(sha)
-        if report.unreferenced_blobs:
-            report.notes.append(
-                f"{len(report.unreferenced_blobs)} unreferenced blob(s), left by interrupted "
-                "writes; `pond gc` removes them"
-            )
-        return report
+        """Check every stored part and report what is damaged (see ``fs.verify``)."""
+        return verify_pond(self.oplog, self.blobs, lambda: _fresh_snapshot(self))
 
     def gc(self) -> list[str]:
-        """Remove unreferenced blobs (under the write lock, so no writer is mid-flight),
-        oplog files no commit references, and writers' temporary files over an hour old;
-        record the checksums a writer killed right after its commit did not write.
-        Returns the removed blobs. Nothing is removed while the oplog is damaged."""
-        with write_lock(self.location.lock_file, self.lock_timeout, holder="gc"):
-            found = self.oplog.check(data_files=False)
-            if found.problems:  # a blob may be referenced by the part that cannot be read
-                raise CorruptionError(
-                    f"gc removes nothing while the oplog is damaged: {found.problems[0]}",
-                    subject=self.location.uri,
-                    hint="run `pond verify`; repair the oplog first",
-                )
-            self._snapshot = None
-            referenced = {r.blob for r in self.snapshot().all_records() if r.blob}
-            removed = [sha for sha in self.blobs.all_shas() if sha not in referenced]
-            for sha in removed:
-                self.blobs.remove(sha)
-            self.oplog.remove_orphans(found)
-            self.oplog.record_missing_checksums(found)
-            self.blobs.remove_stale_scratch(SCRATCH_MAX_AGE)
-            return removed
+        """Remove what interrupted writers left; returns the removed blobs (``fs.verify``)."""
+        return collect_garbage(
+            self.oplog, self.blobs, self.location, lambda: _fresh_snapshot(self), self.lock_timeout
+        )
 
     # -- dynamic nodes ----------------------------------------------------------------------
     @staticmethod
     def factories() -> list[Any]:
         return registry.describe_all()
+
+    def dynamic_nodes(self) -> list["DynamicNode"]:
+        """Every persisted dynamic node (and the entries directories declare), with its
+        validated config (``None`` for a broken node, so it does not hide the rest)."""
+        return _dynamic_nodes(self.resolver())
+
+    def static_files(self) -> list[str]:
+        """The paths of every static file outside dynamic directories."""
+        resolver = self.resolver()
+        return [
+            n.path
+            for n in resolver.walk_static(resolver.resolve("/"))
+            if n.entry_type is not EntryType.DIRECTORY
+        ]
 
     # -- one-call writes ----------------------------------------------------------------------
     def mkdir(self, path: str, *, parents: bool = False) -> None:
@@ -469,28 +420,32 @@ class PondTransaction:
 
     def __init__(self, pond: Pond, tx: Transaction):
         self.pond = pond
-        self.tx = tx
+        self._tx = tx
 
     @property
     def txn_seq(self) -> int:
-        return self.tx.txn_seq
+        return self._tx.txn_seq
 
     def resolver(self) -> Resolver:
         """Reads that see this transaction's own pending changes."""
-        return self.pond.resolver(view=self.tx)
+        return self.pond.resolver(view=self._tx)
+
+    def node(self, path: str, *, follow: bool = True) -> Node:
+        """What ``path`` names as this transaction leaves the pond."""
+        return self.resolver().resolve(path, follow=follow)
 
     def mkdir(self, path: str, *, parents: bool = False) -> None:
-        self.tx.mkdir(path, parents=parents)
+        self._tx.mkdir(path, parents=parents)
 
     def symlink(self, path: str, target: str) -> None:
-        self.tx.symlink(path, paths.normalize(target) if target.startswith("/") else target)
+        self._tx.symlink(path, paths.normalize(target) if target.startswith("/") else target)
 
     def remove(self, path: str, *, recursive: bool = False) -> None:
-        self.tx.remove(path, recursive=recursive)
+        self._tx.remove(path, recursive=recursive)
 
     def write_bytes(self, path: str, data: bytes, *, parents: bool = False) -> OplogRecord:
         payload = Payload(data, len(data), sha256_bytes(data))
-        return self.tx.write_file(path, EntryType.DATA, payload, parents=parents)
+        return self._tx.write_file(path, EntryType.DATA, payload, parents=parents)
 
     def write_table(
         self,
@@ -503,11 +458,11 @@ class PondTransaction:
     ) -> OplogRecord:
         """A table (new version replaces) or series (new version appends) from Arrow."""
         kind = EntryType.from_short(entry_type)
-        existing = self._existing(path)
+        base = self._series_base(self._existing(path))
         scratch = self.pond.blobs.scratch_file(".parquet")
         pq.write_table(table, scratch, compression="zstd")
-        payload = self._parquet_payload(
-            scratch, kind, existing, time_column, owned=True, subject=path
+        payload = host_files.parquet_payload(
+            scratch, kind, base, time_column, owned=True, subject=path
         )
         return self._write_payload(path, kind, payload, parents=parents)
 
@@ -534,38 +489,18 @@ class PondTransaction:
         ):
             dest = paths.join(dest, source.name)
             existing = self._existing(dest)
-        kind = _import_kind(source, entry_type, existing)
-        payload = self.host_payload(
-            source, kind, existing, time_column=time_column, on_progress=on_progress
+        kind = host_files.import_kind(
+            source, entry_type, existing.entry_type if existing is not None else None
+        )
+        payload = host_files.host_payload(
+            self.pond.blobs,
+            source,
+            kind,
+            self._series_base(existing) if kind.is_tabular else None,
+            time_column=time_column,
+            on_progress=on_progress,
         )
         return self._write_payload(dest, kind, payload, parents=parents)
-
-    def host_payload(
-        self,
-        source: Path,
-        kind: EntryType,
-        existing: Node | None,
-        *,
-        time_column: str | None = None,
-        on_progress: Callable[[float], None] | None = None,
-    ) -> Payload:
-        """A host file as a payload of ``kind``: bytes kept exactly, or Parquet (CSV is
-        converted by DuckDB); a series append is checked against ``existing``."""
-        if kind is EntryType.DATA:
-            return Payload(source, source.stat().st_size, sha256_file(source))
-        if _format_of(source) != "csv":
-            return self._parquet_payload(
-                source, kind, existing, time_column, owned=False, subject=str(source)
-            )
-        scratch = self.pond.blobs.scratch_file(".parquet")
-        try:
-            csv_to_parquet(source, scratch, subject=str(source), on_progress=on_progress)
-        except PondError:
-            scratch.unlink(missing_ok=True)
-            raise
-        return self._parquet_payload(
-            scratch, kind, existing, time_column, owned=True, subject=str(source)
-        )
 
     def create_dynamic(
         self,
@@ -589,7 +524,7 @@ class PondTransaction:
         extra = dict(attributes or {})
         if refresh is not None:
             extra["refresh"] = normalize_refresh(refresh)
-        record = self.tx.write_dynamic(
+        record = self._tx.write_dynamic(
             path,
             factory.entry_type(typed),
             factory.name,
@@ -604,6 +539,150 @@ class PondTransaction:
         if check_cycles:
             self.check_cycles()
         return record
+
+    def check_cycles(self) -> None:
+        """No dynamic node of the pond (as this transaction leaves it) reads itself,
+        directly or through others; a cycle is an error naming it."""
+        resolver = self.resolver()
+        upstream = graph.upstream_index(
+            graph.Vertex(n.path, resolver.source_patterns(n), n.entry_type is EntryType.DIRECTORY)
+            for n in dynamic_paths(resolver)
+        )
+        graph.derivation_order(upstream)
+
+    # -- materialization: produced content written back as versions ----------------------
+    def write_produced(
+        self,
+        node: Node,
+        content: Path | bytes,
+        attributes: dict[str, Any],
+        *,
+        time_column: str | None = None,
+        listed_in: str | None = None,
+    ) -> OplogRecord:
+        """A dynamic node's produced content as its new version: ``content`` is the
+        Parquet file of a table or series (from the cache, copied into a blob) or a data
+        file's bytes. ``listed_in``: the node id of the dynamic directory whose listing
+        holds the node (an entry that directory produced)."""
+        if isinstance(content, bytes):
+            payload = Payload(content, len(content), sha256_bytes(content))
+        else:
+            payload = describe_parquet(
+                content,
+                content.stat().st_size,
+                sha256_file(content),
+                node.entry_type,
+                time_column=time_column,
+                subject=node.path,
+            )
+        config = registry.encode_config(node.raw_config)
+        merged = {**payload.attributes, **attributes}
+        if listed_in is not None:
+            return self._tx.write_child(
+                listed_in,
+                paths.parent_and_name(node.path)[1],
+                node.entry_type,
+                path=node.path,
+                payload=payload,
+                factory=node.factory,
+                content=config,
+                attributes=merged,
+            )
+        return self._tx.write_dynamic(
+            node.path,
+            node.entry_type,
+            node.factory,
+            config,
+            overwrite=True,
+            attributes=merged,
+            payload=payload,
+        )
+
+    def write_directory(
+        self, node: Node, attributes: dict[str, Any], *, listed_in: str | None = None
+    ) -> OplogRecord:
+        """A materialized version of a dynamic directory (its children are written with
+        ``write_produced(..., listed_in=<its node id>)``); nested in another dynamic
+        directory's listing (``listed_in``), it keeps the children it listed before."""
+        config = registry.encode_config(node.raw_config)
+        if listed_in is None:
+            return self._tx.write_dynamic(
+                node.path,
+                EntryType.DIRECTORY,
+                node.factory,
+                config,
+                overwrite=True,
+                attributes=attributes,
+            )
+        name = paths.parent_and_name(node.path)[1]
+        entry = self._tx.listing(listed_in).get(name)
+        if entry is not None:
+            attributes = {
+                **attributes,
+                "listing": listing_attribute(self._tx.listing(entry.node_id)),
+            }
+        return self._tx.write_child(
+            listed_in,
+            name,
+            EntryType.DIRECTORY,
+            path=node.path,
+            factory=node.factory,
+            content=config,
+            attributes=attributes,
+        )
+
+    def listed_versions(self, directory_id: str) -> dict[str, OplogRecord | None]:
+        """The latest version of each child a directory lists, by name."""
+        return {
+            name: self._tx.latest(entry.node_id)
+            for name, entry in self._tx.listing(directory_id).items()
+        }
+
+    def unlist(self, directory_id: str, name: str, path: str) -> None:
+        """Drop a child from a directory's listing (its history stays)."""
+        self._tx.unlink_child(directory_id, name, path)
+
+    def import_host_file(self, directory: Node, host: HostFile) -> tuple[str, OplogRecord | None]:
+        """A host file a non-lazy directory (``ingest``) lists, imported as its static
+        child: the file's sha256 and the version written, or ``None`` when the child
+        already holds that file (same sha256) or, for a series, every row of it."""
+        assert directory.node_id is not None
+        child_path = paths.join(directory.path, host.name)
+        sha = sha256_file(host.path)
+        entry = self._tx.listing(directory.node_id).get(host.name)
+        existing = self.node(child_path) if entry is not None else None
+        if existing is not None and existing.latest is not None:
+            if existing.latest.attributes.get("source_sha256") == sha:
+                return sha, None
+            if existing.entry_type is not host.entry_type:
+                raise ConfigError(
+                    f"exists as a {existing.entry_type.short}, cannot import a "
+                    f"{host.entry_type.short} over it",
+                    subject=child_path,
+                    hint="change the node's type back or remove the file first",
+                )
+        base = self._series_base(existing) if host.entry_type is EntryType.SERIES else None
+        payload: Payload | None = host_files.host_payload(
+            self.pond.blobs, host.path, host.entry_type, base, time_column=host.time_column
+        )
+        if base is not None and payload is not None:
+            payload = host_files.rows_after(self.pond.blobs, payload, base)
+        if payload is None:  # nothing after what the series holds: nothing to append
+            return sha, None
+        record = self._tx.write_child(
+            directory.node_id,
+            host.name,
+            host.entry_type,
+            path=child_path,
+            payload=payload,
+            attributes={"source_sha256": sha, "source_path": str(host.path)},
+        )
+        return sha, record
+
+    # -- internals --------------------------------------------------------------------------
+    def dynamic_nodes(self) -> list[DynamicNode]:
+        """``Pond.dynamic_nodes`` as this transaction leaves the pond."""
+        return _dynamic_nodes(self.resolver())
 
     def _check_sources(self, path: str, factory: Factory[Any], typed: FactoryConfig) -> None:
         """Literal sources must exist; declared children are validated the same way."""
@@ -624,19 +703,12 @@ class PondTransaction:
             child_typed = registry.validate(child_factory, spec.config, subject=child_path)
             self._check_sources(child_path, child_factory, child_typed)
 
-    def check_cycles(self) -> None:
-        """No dynamic node of the pond (as this transaction leaves it) reads itself,
-        directly or through others; a cycle is an error naming it."""
-        resolver = self.resolver()
-        derivation_order(resolver, dynamic_paths(resolver))
-
-    # -- internals --------------------------------------------------------------------------
     def _write_payload(
         self, path: str, kind: EntryType, payload: Payload, *, parents: bool
     ) -> OplogRecord:
         """``write_file``; when it refuses (type clash, missing parent), no scratch file stays."""
         try:
-            return self.tx.write_file(path, kind, payload, parents=parents)
+            return self._tx.write_file(path, kind, payload, parents=parents)
         except BaseException:
             if payload.owned and isinstance(payload.source, Path):
                 payload.source.unlink(missing_ok=True)
@@ -656,110 +728,48 @@ class PondTransaction:
 
     def _existing(self, path: str) -> Node | None:
         try:
-            return self.resolver().resolve(path)
+            return self.node(path)
         except NotFoundError:
             return None
 
-    def _parquet_payload(
-        self,
-        source: Path,
-        entry_type: EntryType,
-        existing: Node | None,
-        time_column: str | None,
-        *,
-        owned: bool,
-        subject: str,
-    ) -> Payload:
-        appending = (
-            existing is not None
-            and existing.entry_type is EntryType.SERIES
-            and not existing.is_dynamic
+    def _series_base(self, existing: Node | None) -> host_files.SeriesBase | None:
+        """A static series an import appends to."""
+        if existing is None or existing.entry_type is not EntryType.SERIES or existing.is_dynamic:
+            return None
+        latest = existing.latest
+        times = [r.max_event_time for r in existing.versions if r.max_event_time is not None]
+        return host_files.SeriesBase(
+            existing.path,
+            partial(self.resolver().schema, existing),
+            latest.attributes.get("time_column") if latest else None,
+            max(times, default=None),
         )
+
+
+def _dynamic_nodes(resolver: Resolver) -> list[DynamicNode]:
+    found = []
+    for node in dynamic_paths(resolver):
+        factory: Factory[Any] | None
+        typed: FactoryConfig | None
         try:
-            if appending and existing is not None:
-                current = existing.latest.attributes.get("time_column") if existing.latest else None
-                if time_column and current and time_column != current:
-                    raise ConfigError(
-                        f"the series' time column is {current!r}, not {time_column!r}",
-                        subject=existing.path,
-                        hint="omit --time-column when appending",
-                    )
-                time_column = time_column or current
-            payload = describe_parquet(
-                source,
-                source.stat().st_size,
-                sha256_file(source),
-                entry_type,
-                time_column=time_column,
-                subject=subject,
-                owned=owned,
+            factory, typed = resolver.factory_of(node)
+            sources = resolver.source_patterns(node)
+        except PondError:
+            factory, typed, sources = None, None, []
+        attributes = dict(node.latest.attributes) if node.latest else {}
+        found.append(
+            DynamicNode(
+                node.path,
+                node.entry_type,
+                node.factory,
+                factory,
+                typed,
+                dict(node.raw_config),
+                sources,
+                attributes,
             )
-            if appending and existing is not None:
-                incoming = pq.read_schema(source)
-                unify_series_schema(self.resolver().schema(existing), incoming, existing.path)
-            return payload
-        except BaseException:
-            if owned:
-                source.unlink(missing_ok=True)
-            raise
-
-
-def _read_settings(path: Path) -> dict[str, Any]:
-    """``pond.json``; damaged JSON or a bad value is a ``ConfigError`` naming file and key."""
-    hint = "fix it, or delete it to use the defaults"
-    try:
-        value = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError too
-        raise ConfigError(
-            f"cannot read the pond's settings: {exc}", subject=str(path), hint=hint
-        ) from exc
-    if not isinstance(value, dict):
-        raise ConfigError("the pond's settings must be a JSON object", subject=str(path), hint=hint)
-    for key in ("inline_threshold", "query_timeout"):
-        number = value.get(key, 0)
-        if (
-            isinstance(number, bool)
-            or not isinstance(number, int | float)
-            or not 0 <= number < 1e12
-        ):
-            raise ConfigError(
-                f"{key} must be a number of {'bytes' if key == 'inline_threshold' else 'seconds'} "
-                f">= 0, not {number!r}",
-                subject=str(path),
-                hint=hint,
-            )
-    return value
-
-
-def _import_kind(source: Path, requested: str | None, existing: Node | None) -> EntryType:
-    if requested is not None:
-        try:
-            kind = EntryType.from_short(requested)
-        except ValueError:
-            raise ConfigError(
-                f"unknown type {requested!r}", hint="use data, table or series"
-            ) from None
-    elif existing is not None:
-        kind = existing.entry_type
-    else:
-        kind = EntryType.TABLE if _format_of(source) else EntryType.DATA
-    if kind.is_tabular and _format_of(source) is None:
-        raise ConfigError(
-            f"cannot import as a {kind.short}: not a .csv or .parquet file",
-            subject=str(source),
-            hint="import it as --type data",
         )
-    if not kind.is_file:
-        raise ConfigError(f"cannot import a file as a {kind.short}", subject=str(source))
-    return kind
-
-
-def _format_of(source: Path) -> str | None:
-    suffix = TABULAR_SUFFIXES.get(source.suffix.lower())
-    if suffix:
-        return suffix
-    with source.open("rb") as handle:
-        return "parquet" if handle.read(4) == b"PAR1" else None
+    return found
 
 
 def _info(node: Node) -> NodeInfo:
@@ -803,25 +813,10 @@ def _iso_micros(value: int | None) -> str | None:
     return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=value)).isoformat()
 
 
-def _path_hint(snapshot: Snapshot, node_id: str) -> str:
-    """Best-effort path of a node id (for messages), else the id."""
-    if node_id == ROOT_ID:
-        return "/"
-    stack: list[tuple[str, str]] = [(ROOT_ID, "")]
-    while stack:
-        directory, prefix = stack.pop()
-        record = snapshot.latest(directory)
-        if record is None or record.is_dynamic or record.entry_type != EntryType.DIRECTORY.value:
-            continue
-        try:
-            listing = snapshot.listing(directory)
-        except PondError:  # a damaged listing: verify reports it
-            continue
-        for name, entry in listing.items():
-            if entry.node_id == node_id:
-                return f"{prefix}/{name}"
-            stack.append((entry.node_id, f"{prefix}/{name}"))
-    return f"node {node_id}"
+def _fresh_snapshot(pond: Pond) -> Snapshot:
+    """The pond's snapshot read afresh (for verify and gc)."""
+    pond._snapshot = None
+    return pond.snapshot()
 
 
 def _unique(items: list[str]) -> list[str]:

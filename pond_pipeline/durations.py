@@ -1,4 +1,5 @@
-"""Durations as users write them (``30s``, ``5m``, ``1h``, ``6h``, ``1d``, ``2w``)."""
+"""Durations as users write them (``30s``, ``5m``, ``1h``, ``6h``, ``1d``, ``2w``), and
+refresh intervals: a duration or ``cron: <five fields>``."""
 
 import re
 from datetime import timedelta
@@ -10,6 +11,8 @@ from pond_pipeline.errors import ConfigError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _PATTERN = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_CRON_PREFIX = "cron:"
+_CRON_FIELD = re.compile(r"^[\d*/,\-]+$")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -53,3 +56,41 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str),
 ]
 """A pydantic field type that accepts ``"1h"`` and serializes back to ``"1h"``."""
+
+
+def normalize_refresh(text: str) -> str:
+    """``"60m"`` → ``"1h"``; ``"cron: 15 3 * * *"`` kept (five fields checked)."""
+    text = text.strip()
+    if text.startswith(_CRON_PREFIX):
+        expression = text[len(_CRON_PREFIX) :].strip()
+        fields = expression.split()
+        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+            raise ConfigError(
+                f"{expression!r} is not a five-field cron expression",
+                hint="write e.g. 'cron: 15 3 * * *' (minute hour day month weekday)",
+            )
+        return f"{_CRON_PREFIX} {' '.join(fields)}"
+    refresh_cron(text)
+    return format_duration(parse_duration(text))
+
+
+def refresh_cron(text: str) -> str:
+    """The cron schedule of a refresh: ``5m`` → ``*/5 * * * *``, ``1h`` → ``0 * * * *``,
+    ``6h`` → ``0 */6 * * *``, ``1d`` → ``0 0 * * *``, ``1w`` → ``0 0 * * 0``."""
+    if text.startswith(_CRON_PREFIX):
+        return text[len(_CRON_PREFIX) :].strip()
+    seconds = int(parse_duration(text).total_seconds())
+    minutes, hours, days = seconds / 60, seconds / 3600, seconds / 86400
+    if seconds % 60 == 0 and minutes < 60 and 60 % minutes == 0:
+        return "* * * * *" if minutes == 1 else f"*/{int(minutes)} * * * *"
+    if seconds % 3600 == 0 and hours < 24 and 24 % hours == 0:
+        return "0 * * * *" if hours == 1 else f"0 */{int(hours)} * * *"
+    if days == 1:
+        return "0 0 * * *"
+    if days == 7:
+        return "0 0 * * 0"
+    raise ConfigError(
+        f"refresh {text!r} has no cron schedule",
+        hint="use minutes dividing an hour (1m..30m), hours dividing a day (1h..12h), 1d, 1w, "
+        "or 'cron: ...'",
+    )

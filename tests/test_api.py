@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pond_pipeline.api import Pond
+from pond_pipeline.api import Pond, PondOptions
 from pond_pipeline.errors import (
     ConfigError,
     ConflictError,
@@ -348,8 +348,8 @@ def test_a_writer_killed_before_its_commit(sample_pond: Pond, sample) -> None:
         [sys.executable, "-c", KILL_SCRIPT, str(sample_pond.location.root)], timeout=60
     )
     assert done.returncode == -signal.SIGKILL
-    reopened = Pond.open(str(sample_pond.location.root))
-    reopened.lock_timeout = 2  # the dead writer's lock is gone with it
+    # the dead writer's lock is gone with it
+    reopened = Pond.open(str(sample_pond.location.root), PondOptions(lock_timeout=2))
     assert reopened.oplog.version() == version
     assert not reopened.resolver().exists("/doomed.bin")
     assert reopened.read_bytes(sample.data) == sample.notes
@@ -403,9 +403,9 @@ def test_query_errors(sample_pond: Pond, sample) -> None:
 
 
 def test_query_timeout(sample_pond: Pond, sample) -> None:
-    sample_pond.query_timeout = 0.3
+    timed = Pond.open(sample_pond.location.uri, PondOptions(query_timeout=0.3))
     with pytest.raises(QueryError) as caught:
-        sample_pond.query("SELECT count(*) FROM source, range(100000000000)", source=sample.series)
+        timed.query("SELECT count(*) FROM source, range(100000000000)", source=sample.series)
     assert caught.value.reason == "interrupted after the 0.3s query timeout"
 
 
@@ -439,9 +439,8 @@ APPEND_SCRIPT = textwrap.dedent(
     import sys
     from datetime import UTC, datetime, timedelta
     import pyarrow as pa
-    from pond_pipeline.api import Pond
-    pond = Pond.open(sys.argv[1])
-    pond.lock_timeout = 60
+    from pond_pipeline.api import Pond, PondOptions
+    pond = Pond.open(sys.argv[1], PondOptions(lock_timeout=60))
     writer = int(sys.argv[2])
     start = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(days=writer)
     print("ready", flush=True)

@@ -18,11 +18,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from pond_pipeline import config as pond_yaml
-from pond_pipeline.api import Pond
+from pond_pipeline.api import Pond, PondOptions
 from pond_pipeline.cli import output
 from pond_pipeline.errors import ConfigError, NotFoundError, PondError
 from pond_pipeline.factory import EntryType
+from pond_pipeline.project import pond_yaml
 
 SMALL_IMPORT_BYTES = 8 * 1024 * 1024
 
@@ -53,22 +53,15 @@ class PondGroup(click.Group):
             raise PondCommandError(error) from error
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
+    """What the global options say: the pond's URI (``--pond``/``POND``) and how to use it."""
+
     uri: str
-    lock_timeout: float
-    query_timeout: float | None
+    options: PondOptions
 
     def open(self) -> Pond:
-        pond = Pond.open(self.uri)
-        self.configure(pond)
-        return pond
-
-    def configure(self, pond: Pond) -> Pond:
-        pond.lock_timeout = self.lock_timeout
-        if self.query_timeout is not None:
-            pond.query_timeout = self.query_timeout
-        return pond
+        return Pond.open(self.uri, self.options)
 
 
 class Timestamp(click.ParamType[datetime, Any]):
@@ -123,7 +116,7 @@ def cli(
 ) -> None:
     """pond: a transactional data pond for time series and tables."""
     ctx.meta["pond.debug"] = debug
-    ctx.obj = Settings(uri, lock_timeout, query_timeout)
+    ctx.obj = Settings(uri, PondOptions(lock_timeout=lock_timeout, query_timeout=query_timeout))
 
 
 def settings(ctx: click.Context) -> Settings:
@@ -143,7 +136,8 @@ def settings(ctx: click.Context) -> Settings:
 @click.pass_context
 def init(ctx: click.Context, inline_threshold: int) -> None:
     """Create an empty pond."""
-    pond = Pond.create(settings(ctx).uri, inline_threshold=inline_threshold)
+    chosen = settings(ctx)
+    pond = Pond.create(chosen.uri, inline_threshold=inline_threshold, options=chosen.options)
     click.echo(f"created pond at {pond.location.root}")
 
 
@@ -201,9 +195,23 @@ def copy(
             )
     show = (total > SMALL_IMPORT_BYTES and sys.stderr.isatty()) or os.environ.get("POND_PROGRESS")
     with (
-        _progress(bool(show), total) as advance,
+        Progress(
+            TextColumn("importing"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),  # stdout stays for data
+            transient=True,
+            disable=not show,
+        ) as bar,
         pond.transaction(f"copy {' '.join(sources)} {dest}") as tx,
     ):
+        task = bar.add_task("import", total=total)
+
+        def show_progress(done: int, size: int, percent: float) -> None:  # percent of one file
+            bar.update(task, completed=done + size * min(percent, 100.0) / 100.0)
+
+        done = 0
         for source in sources:
             size = Path(source).stat().st_size if Path(source).is_file() else 0
             record = tx.copy(
@@ -212,50 +220,13 @@ def copy(
                 entry_type,
                 time_column=time_column,
                 parents=parents,
-                on_progress=partial(advance, size),
+                on_progress=partial(show_progress, done, size),
             )
-            advance(size, 100.0)
+            done += size
+            bar.update(task, completed=done)
             click.echo(
                 f"{Path(source).name} -> {record.entry_type} version {record.version}", err=True
             )
-
-
-class _ProgressAdvance:
-    def __init__(self, progress: Progress | None, task: Any):
-        self.progress, self.task, self.done = progress, task, 0
-
-    def __call__(self, size: int, percent: float) -> None:
-        if self.progress is None:
-            return
-        if percent >= 100.0:
-            self.done += size
-            self.progress.update(self.task, completed=self.done)
-        else:
-            self.progress.update(self.task, completed=self.done + size * percent / 100.0)
-
-
-class _progress:  # noqa: N801 - used as a context manager
-    def __init__(self, show: bool, total: int):
-        self.show, self.total = show, total
-        self.bar: Progress | None = None
-
-    def __enter__(self) -> _ProgressAdvance:
-        if not self.show:
-            return _ProgressAdvance(None, None)
-        self.bar = Progress(
-            TextColumn("importing"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),  # stdout stays for data
-            transient=True,
-        )
-        self.bar.start()
-        return _ProgressAdvance(self.bar, self.bar.add_task("import", total=self.total))
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 @cli.command("list")
@@ -584,23 +555,21 @@ def cache_clear(ctx: click.Context) -> None:
 @click.pass_context
 def apply(ctx: click.Context, file: str | None, dry_run: bool, prune: bool) -> None:
     """Reconcile pond.yaml with the pond in one transaction (plan printed first)."""
-    from pond_pipeline import pipeline as pipelines
+    from pond_pipeline.project import apply as applying
+    from pond_pipeline.project import pipeline as pipelines
 
-    _export_pond_uri(ctx)
+    chosen = settings(ctx)
     pipeline = pipelines.load(file)
     try:
-        pond = settings(ctx).configure(pipelines.open_pond(pipeline, create=not dry_run))
+        pond = pipelines.open_pond(
+            pipeline, create=not dry_run, uri=chosen.uri or None, options=chosen.options
+        )
     except NotFoundError:  # a dry run against a pond that does not exist yet
         pond = None
-    items = (
-        pipelines.plan(pond, pipeline, prune=prune)
-        if pond is not None
-        else [
-            pipelines.PlanItem("create", n.path, n.factory.name)
-            for n in pipeline.nodes
-            if n.spec is not None
-        ]
-    )
+    if pond is None:
+        items = applying.plan_new(pipeline)
+    else:
+        items = applying.apply(pond, pipeline, prune=prune, dry_run=dry_run)
     marks = {"create": "+", "update": "~", "unchanged": "=", "remove": "-"}
     for item in items:
         click.echo(f"{marks[item.action]} {item.action:<9} {item.path}  ({item.factory})")
@@ -609,7 +578,6 @@ def apply(ctx: click.Context, file: str | None, dry_run: bool, prune: bool) -> N
         click.echo(f"dry run: {len(changes)} change(s) planned, nothing written")
         return
     assert pond is not None
-    pipelines.apply(pond, pipeline, prune=prune)
     click.echo(
         f"applied {len(changes)} change(s) to {pond.location.root}"
         if changes
@@ -629,9 +597,10 @@ def materialize_(
 ) -> None:
     """Run dynamic nodes through Dagster, in process, and write their results to the pond."""
     from pond_pipeline.orchestration.run import run_assets, selected_paths
+    from pond_pipeline.project import pipeline as pipelines
 
-    _export_pond_uri(ctx)
-    chosen = selected_paths(config_path, paths, everything)
+    pipeline = pipelines.load(config_path)  # read once, handed to the definitions
+    chosen = selected_paths(pipeline, paths, everything)
     con = output.console()
     with Progress(
         TextColumn("{task.description}"),
@@ -649,7 +618,13 @@ def materialize_(
             bar.advance(task)
             con.print(_describe_run(run))
 
-        runs = run_assets(config_path, chosen, on_start=started, on_done=done)
+        runs = run_assets(
+            pipeline,
+            chosen,
+            pond_uri=settings(ctx).uri or None,
+            on_start=started,
+            on_done=done,
+        )
     failed = [r for r in runs if not r.success]
     if failed:
         _exit(1, f"{failed[0].path}: {failed[0].error}")
@@ -682,13 +657,6 @@ def _describe_run(run: Any) -> str:
     if checks:
         parts.append(f"checks: {checks}")
     return f"[green]✓[/green] {run.path}: " + "; ".join(parts)
-
-
-def _export_pond_uri(ctx: click.Context) -> None:
-    """``--pond`` overrides pond.yaml's ``pond:``, as env ``POND`` does."""
-    uri = settings(ctx).uri
-    if uri:
-        os.environ["POND"] = uri
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The materialization cache (DESIGN §4): memory (LRU bounded in bytes) over disk (``cache/``).
+"""The materialization cache: produced content on disk (``cache/``), one file an entry.
 
 An entry is keyed by a fingerprint of what produced it (factory, config, factory
 version, and the versions of every source read), so a source gaining a version means
@@ -9,7 +9,6 @@ factories also expire after their TTL. The folder is derived data: safe to delet
 import json
 import os
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +18,6 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-DEFAULT_MEMORY_BYTES = 256 * 1024 * 1024
 ROW_GROUP_ROWS = 122_880
 """Rows per Parquet row group of an entry: small enough that filters skip row groups."""
 
@@ -28,10 +26,6 @@ ROW_GROUP_ROWS = 122_880
 class CacheEntry:
     key: str
     path: Path
-
-    @property
-    def is_table(self) -> bool:
-        return self.path.suffix == ".parquet"
 
     def dataset(self) -> ds.Dataset:
         return ds.dataset(str(self.path), format="parquet")
@@ -44,19 +38,14 @@ class CacheEntry:
 class CacheStats:
     entries: int
     bytes: int
-    memory_entries: int
-    memory_bytes: int
     hits: int
     misses: int
     by_factory: dict[str, tuple[int, int]]
 
 
 class MaterializationCache:
-    def __init__(self, root: Path, memory_bytes: int = DEFAULT_MEMORY_BYTES):
+    def __init__(self, root: Path):
         self.root = root
-        self.memory_limit = memory_bytes
-        self._memory: OrderedDict[str, pa.Table] = OrderedDict()
-        self._memory_bytes = 0
         self.hits = 0
         self.misses = 0
 
@@ -118,20 +107,6 @@ class MaterializationCache:
         temp.write_bytes(data)
         return self._commit(key, temp, target, meta)
 
-    def table(self, entry: CacheEntry) -> pa.Table:
-        """The entry's rows, kept in memory (LRU, bounded in bytes) for repeated reads."""
-        if entry.key in self._memory:
-            self._memory.move_to_end(entry.key)
-            return self._memory[entry.key]
-        table = pq.read_table(entry.path)
-        if table.nbytes <= self.memory_limit:
-            self._memory[entry.key] = table
-            self._memory_bytes += table.nbytes
-            while self._memory_bytes > self.memory_limit:
-                _, evicted = self._memory.popitem(last=False)
-                self._memory_bytes -= evicted.nbytes
-        return table
-
     def stats(self) -> CacheStats:
         entries = size = 0
         by_factory: dict[str, tuple[int, int]] = {}
@@ -150,9 +125,7 @@ class MaterializationCache:
             size += entry_bytes
             count, total = by_factory.get(meta.get("factory", "?"), (0, 0))
             by_factory[meta.get("factory", "?")] = (count + 1, total + entry_bytes)
-        return CacheStats(
-            entries, size, len(self._memory), self._memory_bytes, self.hits, self.misses, by_factory
-        )
+        return CacheStats(entries, size, self.hits, self.misses, by_factory)
 
     def clear(self) -> int:
         """Remove every entry; returns how many there were."""
@@ -162,8 +135,6 @@ class MaterializationCache:
                 if path.suffix in (".parquet", ".bin"):
                     removed += 1
                 path.unlink(missing_ok=True)
-        self._memory.clear()
-        self._memory_bytes = 0
         return removed
 
     def _commit(self, key: str, temp: Path, target: Path, meta: dict[str, Any]) -> CacheEntry:
@@ -175,8 +146,6 @@ class MaterializationCache:
     def _forget(self, key: str) -> None:
         for suffix in (".parquet", ".bin", ".json"):
             self._path(key, suffix).unlink(missing_ok=True)
-        if key in self._memory:
-            self._memory_bytes -= self._memory.pop(key).nbytes
 
     def _path(self, key: str, suffix: str) -> Path:
         return self.root / key[:2] / f"{key}{suffix}"

@@ -56,10 +56,6 @@ class Node:
         return self.factory != STATIC_FACTORY
 
     @property
-    def is_transient(self) -> bool:
-        return not self.versions
-
-    @property
     def latest(self) -> OplogRecord | None:
         return self.versions[-1] if self.versions else None
 
@@ -211,6 +207,15 @@ class Resolver:
             target.raw_config,
         )
 
+    def walk_static(self, node: Node) -> Iterator[Node]:
+        """``node`` and the static nodes below it (never into a dynamic node)."""
+        if node.is_dynamic:
+            return
+        yield node
+        if node.entry_type is EntryType.DIRECTORY:
+            for child in self.children(node).values():
+                yield from self.walk_static(child)
+
     def walk_all(self, node: Node) -> Iterator[Node]:
         """``node`` and everything below it (dynamic directories listed by their factory)."""
         yield node
@@ -309,6 +314,10 @@ class Resolver:
             dataset = dataset.filter(window.expression(column, dataset.schema.field(column).type))
         return dataset
 
+    def version_table(self, node: Node, record: OplogRecord) -> pa.Table:
+        """The rows one stored version of a table or series holds."""
+        return self.reader.dataset([record], node.path).to_table()
+
     def read_bytes(self, node: Node, *, version: int | None = None) -> bytes:
         if node.entry_type is not EntryType.DATA:
             raise ConflictError(f"is a {node.entry_type.short}, not a data file", subject=node.path)
@@ -316,7 +325,7 @@ class Resolver:
             record = self.materialized_record(node)
             if record is not None:  # materialized and its sources unchanged: static speed
                 return self.reader.read_bytes(record, node.path)
-            return self.materialize(node).read_bytes()
+            return self.cached_output(node).read_bytes()
         return self.reader.read_bytes(self._select_versions(node, version)[-1], node.path)
 
     def read_csv(self, node: Node) -> pa.Table:
@@ -347,7 +356,7 @@ class Resolver:
             for temp in temp_files:
                 temp.unlink(missing_ok=True)
 
-    def materialize(
+    def cached_output(
         self, node: Node, previous: Previous | None = None
     ) -> "cache_module.CacheEntry":
         """The node's produced content, from the cache or freshly produced into it;
@@ -490,7 +499,7 @@ class Resolver:
         record = self.materialized_record(node)
         if record is not None:
             return self.reader.dataset([record], node.path)
-        return self.materialize(node).dataset()
+        return self.cached_output(node).dataset()
 
     def produce(self, node: Node) -> Any:
         """Run the node's factory (errors name the node, the factory and the cause)."""

@@ -13,8 +13,6 @@ import pyarrow.parquet as pq
 from pond_pipeline.errors import ConfigError, ConflictError
 from pond_pipeline.factory import EntryType
 
-DEFAULT_INLINE_THRESHOLD = 64 * 1024
-
 
 @dataclass
 class Payload:

@@ -14,10 +14,11 @@ from pond_pipeline import paths
 from pond_pipeline.errors import ConflictError, NotFoundError
 from pond_pipeline.factory import EntryType
 from pond_pipeline.fs.nodes import Listing, ListingEntry, encode_listing, listing_attribute
-from pond_pipeline.fs.payloads import DEFAULT_INLINE_THRESHOLD, Payload
+from pond_pipeline.fs.payloads import Payload
 from pond_pipeline.fs.tree import Located, Snapshot, TreeView
 from pond_pipeline.store.blobs import BlobStore
 from pond_pipeline.store.oplog import STATIC_FACTORY, OplogRecord
+from pond_pipeline.store.settings import DEFAULT_INLINE_THRESHOLD
 
 
 class Transaction(TreeView):
@@ -56,10 +57,6 @@ class Transaction(TreeView):
     def next_version(self, node_id: str) -> int:
         record = self.latest(node_id)
         return record.version + 1 if record else 1
-
-    @property
-    def is_empty(self) -> bool:
-        return not self.records and not self._listings
 
     # -- changes ------------------------------------------------------------------------
     def mkdir(self, path: str, *, parents: bool = False, exist_ok: bool = False) -> str:

@@ -33,12 +33,12 @@ from dagster import (
 )
 from dagster_duckdb import DuckDBResource
 
-from pond_pipeline.config import refresh_cron
+from pond_pipeline.durations import refresh_cron
 from pond_pipeline.errors import CheckFailedError
-from pond_pipeline.materialize import Materialized, materialize
 from pond_pipeline.orchestration.checks import SchemaValidator
 from pond_pipeline.orchestration.resources import PondResource
-from pond_pipeline.pipeline import Pipeline, PipelineNode
+from pond_pipeline.project.materialize import Materialized, materialize
+from pond_pipeline.project.pipeline import Pipeline, PipelineNode
 
 CHECK_NAMES = ("schema", "temporal_column")
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from pond_pipeline.config import ColumnChecks, ColumnSpec, SchemaSpec
 from pond_pipeline.errors import CheckFailedError
+from pond_pipeline.project.pond_yaml import ColumnChecks, ColumnSpec, SchemaSpec
 
 if TYPE_CHECKING:
     import pandera.pyarrow as pap

@@ -1,25 +1,30 @@
 """The pond as a Dagster resource."""
 
+from pathlib import Path
+
 from dagster import ConfigurableResource
 from dagster_duckdb import DuckDBResource
 
-from pond_pipeline import pipeline as pipelines
-from pond_pipeline.api import Pond
+from pond_pipeline.api import Pond, PondOptions
+from pond_pipeline.errors import NotFoundError
 
 
 class PondResource(ConfigurableResource):
-    """Opens the pond named by ``pond.yaml`` (or ``POND``) for one run.
+    """Opens the pipeline's pond for one run (creating it on the first run).
 
-    ``config_path`` empty means env ``POND_CONFIG``, else ``pond.yaml`` in the working
-    directory. SQL sessions borrow their DuckDB connections from dagster-duckdb.
+    ``uri`` is the pond's; ``host_root`` the folder relative host paths resolve against
+    (``pond.yaml``'s). SQL sessions borrow their DuckDB connections from dagster-duckdb.
     """
 
-    config_path: str = ""
-
-    def load_pipeline(self, pond: Pond | None = None) -> pipelines.Pipeline:
-        return pipelines.load(self.config_path or None, pond=pond)
+    uri: str
+    host_root: str = ""
 
     def open(self, duckdb: DuckDBResource) -> Pond:
-        pond = pipelines.open_pond(self.load_pipeline(), create=True)
-        pond.connector = duckdb.get_connection
-        return pond
+        options = PondOptions(
+            host_root=Path(self.host_root) if self.host_root else None,
+            connector=duckdb.get_connection,
+        )
+        try:
+            return Pond.open(self.uri, options)
+        except NotFoundError:
+            return Pond.create(self.uri, options=options)

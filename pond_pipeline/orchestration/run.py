@@ -7,9 +7,9 @@ from typing import Any
 
 from dagster import AssetsDefinition, AssetSpec, DagsterInstance, materialize
 
-from pond_pipeline import pipeline as pipelines
 from pond_pipeline.orchestration.assets import asset_key
 from pond_pipeline.orchestration.build import build_definitions
+from pond_pipeline.project.pipeline import Pipeline
 
 
 @dataclass
@@ -24,9 +24,8 @@ class AssetRun:
     checks: dict[str, bool] = field(default_factory=dict)
 
 
-def selected_paths(config_path: str | None, paths: Sequence[str], everything: bool) -> list[str]:
+def selected_paths(pipeline: Pipeline, paths: Sequence[str], everything: bool) -> list[str]:
     """The dynamic nodes to run, in derivation order (upstream first)."""
-    pipeline = pipelines.load(config_path)
     if everything or not paths:
         return [node.path for node in pipeline.nodes]
     wanted = {pipeline.node(p).path for p in paths}
@@ -34,14 +33,16 @@ def selected_paths(config_path: str | None, paths: Sequence[str], everything: bo
 
 
 def run_assets(
-    config_path: str | None,
+    pipeline: Pipeline,
     paths: Sequence[str],
+    *,
+    pond_uri: str | None = None,
     on_start: Callable[[str], None] | None = None,
     on_done: Callable[[AssetRun], None] | None = None,
 ) -> list[AssetRun]:
     """Materialize each node in its own in-process Dagster run, upstream first; a failed
     node stops the nodes after it (they would read what it failed to write)."""
-    defs = build_definitions(config_path)
+    defs = build_definitions(pipeline, pond_uri=pond_uri)
     assets = [a for a in defs.assets or [] if isinstance(a, (AssetsDefinition, AssetSpec))]
     resources = dict(defs.resources or {})
     instance = (

@@ -10,24 +10,18 @@ Everything happens in one transaction: a validation failure leaves no trace.
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pond_pipeline import paths
-from pond_pipeline.api import Pond, PondTransaction
-from pond_pipeline.config import normalize_refresh
-from pond_pipeline.dynamic import registry
-from pond_pipeline.dynamic.resolve import Node, Resolver
+from pond_pipeline.api import Node, OplogRecord, Pond, PondTransaction
+from pond_pipeline.dynamic.resolve import Resolver
 from pond_pipeline.errors import ConfigError
 from pond_pipeline.factory import EntryType, HostFile
-from pond_pipeline.fs.nodes import listing_attribute
-from pond_pipeline.fs.payloads import Payload, describe_parquet
-from pond_pipeline.store.blobs import sha256_bytes, sha256_file
-from pond_pipeline.store.oplog import OplogRecord
+from pond_pipeline.project.apply import apply_declaration
+from pond_pipeline.project.pipeline import Declaration
 
 PREVIEW_ROWS = 5
 
@@ -61,15 +55,6 @@ class Materialized:
         )
 
 
-@dataclass(frozen=True)
-class Declaration:
-    """A node as ``pond.yaml`` declares it (applied in the same transaction if it differs)."""
-
-    factory: str
-    config: dict[str, Any]
-    refresh: str | None = None
-
-
 def materialize(
     pond: Pond,
     path: str,
@@ -96,37 +81,6 @@ def materialize(
     return result
 
 
-def apply_declaration(tx: PondTransaction, path: str, declared: Declaration) -> bool:
-    """Create or update the node when its stored factory/config/refresh differ."""
-    try:
-        current = tx.resolver().resolve(path)
-    except Exception:  # noqa: BLE001 - absent (or unreadable): create it
-        current = None
-    if current is not None and is_current(current, declared):
-        return False
-    tx.create_dynamic(
-        path,
-        declared.factory,
-        declared.config,
-        overwrite=current is not None,
-        refresh=declared.refresh,
-    )
-    return True
-
-
-def is_current(node: Node, declared: Declaration) -> bool:
-    stored_refresh = node.latest.attributes.get("refresh") if node.latest else None
-    return (
-        node.factory == declared.factory
-        and registry.encode_config(node.raw_config) == registry.encode_config(declared.config)
-        and stored_refresh == _refresh_text(declared.refresh)
-    )
-
-
-def _refresh_text(refresh: str | None) -> str | None:
-    return None if refresh is None else normalize_refresh(refresh)
-
-
 def _materialize(
     tx: PondTransaction, resolver: Resolver, node: Node, validate: Validator | None
 ) -> Materialized:
@@ -140,39 +94,24 @@ def _materialize(
     if record is not None:
         if validate is not None and node.entry_type.is_tabular:
             # nothing to write, but the schema may have changed since: check what is there
-            validate(node.path, resolver.reader.dataset([record], node.path).to_table())
+            validate(node.path, resolver.version_table(node, record))
         return Materialized(
             node.path,
             fingerprint,
             changed=False,
             version=node.latest.version if node.latest else None,
         )
-    payload, table = _produce_payload(resolver, node, validate)
-    attributes = _kept_attributes(node) | payload.attributes | {"fingerprint": fingerprint}
-    parent_path, name = paths.parent_and_name(node.path)
-    parent = resolver.resolve(parent_path)
-    if parent.is_dynamic:  # an entry of a dynamic directory: written into its listing
-        assert parent.node_id is not None
-        record = tx.tx.write_child(
-            parent.node_id,
-            name,
-            node.entry_type,
-            path=node.path,
-            payload=payload,
-            factory=node.factory,
-            content=registry.encode_config(node.raw_config),
-            attributes=attributes,
-        )
-    else:
-        record = tx.tx.write_dynamic(
-            node.path,
-            node.entry_type,
-            node.factory,
-            registry.encode_config(node.raw_config),
-            overwrite=True,
-            attributes=attributes,
-            payload=payload,
-        )
+    parent = resolver.resolve(paths.parent_and_name(node.path)[0])
+    # an entry of a dynamic directory is written into that directory's listing
+    listed_in = parent.node_id if parent.is_dynamic else None
+    record, table = _write_produced(
+        tx,
+        resolver,
+        node,
+        validate,
+        _kept_attributes(node) | {"fingerprint": fingerprint},
+        listed_in,
+    )
     return _result(node.path, fingerprint, record, table, resolver.metrics.get(node.path))
 
 
@@ -190,40 +129,17 @@ def _materialize_directory(
         return Materialized(node.path, fingerprint, changed=False)
     children = resolver.children(node)
     attributes = _kept_attributes(node) | {"fingerprint": fingerprint}
-    if parent_id is None:
-        record = tx.tx.write_dynamic(
-            node.path,
-            EntryType.DIRECTORY,
-            node.factory,
-            registry.encode_config(node.raw_config),
-            overwrite=True,
-            attributes=attributes,
-        )
-    else:  # listed by a dynamic directory: written into its listing, keeping its own
-        name = paths.parent_and_name(node.path)[1]
-        entry = tx.tx.listing(parent_id).get(name)
-        if entry is not None:
-            attributes["listing"] = listing_attribute(tx.tx.listing(entry.node_id))
-        record = tx.tx.write_child(
-            parent_id,
-            name,
-            EntryType.DIRECTORY,
-            path=node.path,
-            factory=node.factory,
-            content=registry.encode_config(node.raw_config),
-            attributes=attributes,
-        )
+    record = tx.write_directory(node, attributes, listed_in=parent_id)
     result = Materialized(node.path, fingerprint, changed=True, version=record.version)
-    for name in set(tx.tx.listing(record.node_id)) - set(children):
-        tx.tx.unlink_child(record.node_id, name, paths.join(node.path, name))
+    listed = tx.listed_versions(record.node_id)
+    for name in set(listed) - set(children):
+        tx.unlist(record.node_id, name, paths.join(node.path, name))
     for name, child in children.items():
         child_fingerprint = resolver.fingerprint(child)
-        previous = tx.tx.listing(record.node_id).get(name)
-        if previous is not None:
-            latest = tx.tx.latest(previous.node_id)
-            if latest is not None and latest.attributes.get("fingerprint") == child_fingerprint:
-                result.children.append(Materialized(child.path, child_fingerprint, False))
-                continue
+        latest = listed.get(name)
+        if latest is not None and latest.attributes.get("fingerprint") == child_fingerprint:
+            result.children.append(Materialized(child.path, child_fingerprint, False))
+            continue
         if child.entry_type is EntryType.DIRECTORY:  # a nested dynamic directory
             result.children.append(
                 _materialize_directory(
@@ -231,16 +147,8 @@ def _materialize_directory(
                 )
             )
             continue
-        payload, table = _produce_payload(resolver, child, validate)
-        child_record = tx.tx.write_child(
-            record.node_id,
-            name,
-            child.entry_type,
-            path=child.path,
-            payload=payload,
-            factory=child.factory,
-            content=registry.encode_config(child.raw_config),
-            attributes=payload.attributes | {"fingerprint": child_fingerprint},
+        child_record, table = _write_produced(
+            tx, resolver, child, validate, {"fingerprint": child_fingerprint}, record.node_id
         )
         result.children.append(
             _result(
@@ -256,7 +164,7 @@ def _validate_stored(resolver: Resolver, node: Node, validate: Validator) -> Non
         if child.entry_type is EntryType.DIRECTORY:
             _validate_stored(resolver, child, validate)
         elif child.entry_type.is_tabular and child.latest is not None and child.latest.blob:
-            validate(child.path, resolver.reader.dataset([child.latest], child.path).to_table())
+            validate(child.path, resolver.version_table(child, child.latest))
 
 
 def _import_host_files(
@@ -265,102 +173,42 @@ def _import_host_files(
     files = resolver.produce(node)
     if not isinstance(files, list) or not all(isinstance(f, HostFile) for f in files):
         raise ConfigError("a non-lazy directory factory must list host files", subject=node.path)
-    assert node.node_id is not None
     result = Materialized(node.path, fingerprint, changed=False)
     for host in files:
+        sha, record = tx.import_host_file(node, host)
         child_path = paths.join(node.path, host.name)
-        sha = sha256_file(host.path)
-        entry = tx.tx.listing(node.node_id).get(host.name)
-        existing = resolver.resolve(child_path) if entry is not None else None
-        if existing is not None and existing.latest is not None:
-            if existing.latest.attributes.get("source_sha256") == sha:
-                result.children.append(Materialized(child_path, sha, changed=False))
-                continue
-            if existing.entry_type is not host.entry_type:
-                raise ConfigError(
-                    f"exists as a {existing.entry_type.short}, cannot import a "
-                    f"{host.entry_type.short} over it",
-                    subject=child_path,
-                    hint="change the node's type back or remove the file first",
-                )
-        series_base = existing if host.entry_type is EntryType.SERIES else None
-        payload = tx.host_payload(
-            host.path, host.entry_type, series_base, time_column=host.time_column
-        )
-        if series_base is not None:
-            tail = _rows_after_series(tx, payload, series_base, child_path)
-            if tail is None:  # nothing after what the series holds: nothing to append
-                result.children.append(Materialized(child_path, sha, changed=False))
-                continue
-            payload = tail
-        record = tx.tx.write_child(
-            node.node_id,
-            host.name,
-            host.entry_type,
-            path=child_path,
-            payload=payload,
-            attributes={"source_sha256": sha, "source_path": str(host.path)},
-        )
-        result.children.append(_result(child_path, sha, record, None))
+        if record is None:
+            result.children.append(Materialized(child_path, sha, changed=False))
+        else:
+            result.children.append(_result(child_path, sha, record, None))
     result.changed = any(c.changed for c in result.children)
     return result
 
 
-def _rows_after_series(
-    tx: PondTransaction, payload: Payload, series: Node, subject: str
-) -> Payload | None:
-    """A re-imported series file as only its rows after the series' last event time: a
-    series appends, so the rows imported before must not be read twice (a grown log
-    file). ``None`` when no row is newer."""
-    times_held = [r.max_event_time for r in series.versions if r.max_event_time is not None]
-    last = max(times_held, default=None)
-    if last is None or payload.min_event_time is None or payload.min_event_time > last:
-        return payload
-    time_column = str(payload.attributes["time_column"])
-    source = payload.source
-    table = pq.read_table(pa.BufferReader(source) if isinstance(source, bytes) else source)
-    if payload.owned and isinstance(source, Path):
-        source.unlink(missing_ok=True)
-    times = table.column(time_column)
-    unit = pa.timestamp("us", getattr(times.type, "tz", None))
-    micros = times.cast(unit, safe=False).cast(pa.int64())
-    tail = table.filter(pc.greater(micros, last))
-    if tail.num_rows == 0:
-        return None
-    scratch = tx.pond.blobs.scratch_file(".parquet")
-    pq.write_table(tail, scratch)
-    return describe_parquet(
-        scratch,
-        scratch.stat().st_size,
-        sha256_file(scratch),
-        EntryType.SERIES,
-        time_column=time_column,
-        subject=subject,
-        owned=True,
-    )
-
-
-def _produce_payload(
-    resolver: Resolver, node: Node, validate: Validator | None
-) -> tuple[Payload, pa.Table | None]:
-    entry = resolver.materialize(node, resolver.previous(node))
+def _write_produced(
+    tx: PondTransaction,
+    resolver: Resolver,
+    node: Node,
+    validate: Validator | None,
+    attributes: dict[str, Any],
+    listed_in: str | None,
+) -> tuple[OplogRecord, pa.Table | None]:
+    """The node's produced content (from the cache, or produced into it), validated, then
+    written as its new version."""
+    entry = resolver.cached_output(node, resolver.previous(node))
     if node.entry_type is EntryType.DATA:
-        data = entry.read_bytes()
-        return Payload(data, len(data), sha256_bytes(data)), None
+        return tx.write_produced(node, entry.read_bytes(), attributes, listed_in=listed_in), None
     table = pq.read_table(entry.path)
     if validate is not None:
         validate(node.path, table)
-    time_column = resolver.time_column(node)
-    payload = describe_parquet(
+    record = tx.write_produced(
+        node,
         entry.path,
-        entry.path.stat().st_size,
-        sha256_file(entry.path),
-        node.entry_type,
-        time_column=time_column,
-        subject=node.path,
+        {"source_versions": resolver.source_versions(node), **attributes},
+        time_column=resolver.time_column(node),
+        listed_in=listed_in,
     )
-    payload.attributes["source_versions"] = resolver.source_versions(node)
-    return payload, table
+    return record, table
 
 
 def _kept_attributes(node: Node) -> dict[str, Any]:

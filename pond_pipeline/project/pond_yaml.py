@@ -15,6 +15,7 @@
 Parsing keeps the line of every key so any error can name file, line and key.
 """
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,16 +24,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from pond_pipeline.durations import parse_duration
+from pond_pipeline.durations import normalize_refresh
 from pond_pipeline.errors import ConfigError
 from pond_pipeline.factory import PondModel
 
 DEFAULT_FILE = "pond.yaml"
-COLUMN_TYPES = (
-    "string", "double", "float", "int64", "int32", "int16", "int8", "bool", "timestamp", "date",
-)  # fmt: skip
-_CRON_PREFIX = "cron:"
-_CRON_FIELD = re.compile(r"^[\d*/,\-]+$")
 
 
 class ColumnChecks(PondModel):
@@ -103,12 +99,10 @@ class Project:
     def folder(self) -> Path:
         return self.path.parent
 
-    @property
-    def pond_uri(self) -> str:
-        """The store URI: env ``POND`` wins; a relative path starts at ``pond.yaml``'s folder."""
-        import os
-
-        uri = os.environ.get("POND") or self.spec.pond
+    def pond_uri(self, override: str | None = None) -> str:
+        """The store URI: ``override`` (``--pond``), else env ``POND``, else the file's
+        ``pond:``; a relative path starts at ``pond.yaml``'s folder."""
+        uri = override or os.environ.get("POND") or self.spec.pond
         if "://" in uri or Path(uri).is_absolute():
             return uri
         return str((self.folder / uri).resolve())
@@ -125,46 +119,6 @@ class Project:
         where = f"{self.path}:{line}" if line else str(self.path)
         key = ".".join(keys)
         return ConfigError(reason, subject=f"{where}: {key}" if key else where, hint=hint)
-
-
-def normalize_refresh(text: str) -> str:
-    """``"60m"`` → ``"1h"``; ``"cron: 15 3 * * *"`` kept (five fields checked)."""
-    text = text.strip()
-    if text.startswith(_CRON_PREFIX):
-        expression = text[len(_CRON_PREFIX) :].strip()
-        fields = expression.split()
-        if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
-            raise ConfigError(
-                f"{expression!r} is not a five-field cron expression",
-                hint="write e.g. 'cron: 15 3 * * *' (minute hour day month weekday)",
-            )
-        return f"{_CRON_PREFIX} {' '.join(fields)}"
-    from pond_pipeline.durations import format_duration
-
-    refresh_cron(text)
-    return format_duration(parse_duration(text))
-
-
-def refresh_cron(text: str) -> str:
-    """The cron schedule of a refresh: ``5m`` → ``*/5 * * * *``, ``1h`` → ``0 * * * *``,
-    ``6h`` → ``0 */6 * * *``, ``1d`` → ``0 0 * * *``, ``1w`` → ``0 0 * * 0``."""
-    if text.startswith(_CRON_PREFIX):
-        return text[len(_CRON_PREFIX) :].strip()
-    seconds = int(parse_duration(text).total_seconds())
-    minutes, hours, days = seconds / 60, seconds / 3600, seconds / 86400
-    if seconds % 60 == 0 and minutes < 60 and 60 % minutes == 0:
-        return "* * * * *" if minutes == 1 else f"*/{int(minutes)} * * * *"
-    if seconds % 3600 == 0 and hours < 24 and 24 % hours == 0:
-        return "0 * * * *" if hours == 1 else f"0 */{int(hours)} * * *"
-    if days == 1:
-        return "0 0 * * *"
-    if days == 7:
-        return "0 0 * * 0"
-    raise ConfigError(
-        f"refresh {text!r} has no cron schedule",
-        hint="use minutes dividing an hour (1m..30m), hours dividing a day (1h..12h), 1d, 1w, "
-        "or 'cron: ...'",
-    )
 
 
 def load(path: Path) -> Project:

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
-from pond_pipeline import pipeline
 from pond_pipeline.errors import ConfigError
-from pond_pipeline.materialize import materialize
+from pond_pipeline.project import pipeline
+from pond_pipeline.project.materialize import materialize
 
 SYNTHETIC = {
     "start": "2024-01-01T00:00:00Z",

@@ -13,8 +13,8 @@ from factories.synthetic import SyntheticConfig, generate
 from factories.temporal_reduce import expand_out_pattern
 from pond_pipeline import paths
 from pond_pipeline.errors import ConfigError, FactoryError
-from pond_pipeline.materialize import Materialized, materialize
 from pond_pipeline.paths import glob_captures, wildcard_count
+from pond_pipeline.project.materialize import Materialized, materialize
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 TS = pa.timestamp("us", tz="UTC")
@@ -98,7 +98,7 @@ def full_recompute(pond, path: str) -> tuple[pa.Table, int]:
     """The node produced from scratch (cache cleared), and the rows it read."""
     pond.cache.clear()
     resolver = pond.resolver()
-    entry = resolver.materialize(resolver.resolve(path))
+    entry = resolver.cached_output(resolver.resolve(path))
     return pq.read_table(entry.path), int(resolver.metrics[path]["rows_read"])
 
 

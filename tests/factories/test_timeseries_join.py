@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from pond_pipeline.errors import ConfigError, FactoryError
-from pond_pipeline.materialize import materialize
+from pond_pipeline.project.materialize import materialize
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 NORTH = "/stations/north.series"  # 00:00 .. 02:00 every minute: 121 rows, temp 1.0

@@ -7,7 +7,7 @@ import pytest
 
 from factories.timeseries_pivot import series_name
 from pond_pipeline.errors import ConfigError, FactoryError
-from pond_pipeline.materialize import materialize
+from pond_pipeline.project.materialize import materialize
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 

@@ -42,7 +42,7 @@ WRITER_SCRIPT = textwrap.dedent(
     import json, random, sys
     from datetime import UTC, datetime, timedelta
     import pyarrow as pa
-    from pond_pipeline.api import Pond
+    from pond_pipeline.api import Pond, PondOptions
     from pond_pipeline.errors import LockTimeoutError
 
     root, writer, count, timeout, seed = sys.argv[1:6]
@@ -54,8 +54,7 @@ WRITER_SCRIPT = textwrap.dedent(
     class Abort(Exception):
         pass
 
-    pond = Pond.open(root)
-    pond.lock_timeout = timeout
+    pond = Pond.open(root, PondOptions(lock_timeout=timeout))
     print("ready", flush=True)
     sys.stdin.readline()  # every writer starts at once
     results = []
@@ -107,7 +106,7 @@ WRITER_SCRIPT = textwrap.dedent(
 READER_SCRIPT = textwrap.dedent(
     """
     import json, os, sys, time
-    from pond_pipeline.api import Pond
+    from pond_pipeline.api import Pond, PondOptions
     from pond_pipeline.errors import PondError
 
     root, stop = sys.argv[1:3]

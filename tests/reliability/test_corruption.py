@@ -27,7 +27,7 @@ import pond_pipeline.store.oplog as oplog_module
 from pond_pipeline.api import Pond
 from pond_pipeline.errors import PondError
 from pond_pipeline.store.blobs import sha256_bytes
-from pond_pipeline.store.oplog import CHECKSUM_FOLDER, LOG_FOLDER
+from pond_pipeline.store.integrity import CHECKSUM_FOLDER, LOG_FOLDER
 
 INLINE_THRESHOLD = 1024
 FILLER_COMMITS = 52  # enough for a Delta checkpoint (one every 50 commits)

@@ -75,7 +75,7 @@ ZYGOTE_SCRIPT = textwrap.dedent(
     from datetime import UTC, datetime, timedelta
     import pyarrow as pa
     import pond_pipeline.store.oplog as oplog_module
-    from pond_pipeline.api import Pond
+    from pond_pipeline.api import Pond, PondOptions
     from pond_pipeline.store.blobs import BlobStore
     from pond_pipeline.store.oplog import Oplog
 
@@ -141,8 +141,8 @@ ZYGOTE_SCRIPT = textwrap.dedent(
 
             oplog_module.write_deltalake = write
 
-        pond = Pond.open(spec["root"])
-        pond.lock_timeout = 5  # the previous, killed writer must not hold the lock
+        # the previous, killed writer must not hold the lock
+        pond = Pond.open(spec["root"], PondOptions(lock_timeout=5))
         note(event="ready")
         for k in range(spec["txns"]):
             state["k"] = k

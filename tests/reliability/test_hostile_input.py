@@ -26,10 +26,10 @@ from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pond_pipeline import pipeline
 from pond_pipeline.api import Pond
 from pond_pipeline.cli.main import cli
 from pond_pipeline.errors import PondError
+from pond_pipeline.project import pipeline
 
 EXAMPLES = settings(
     max_examples=30,

@@ -32,19 +32,16 @@ __all__ = ["ColumnRenameFactory"]
 
 
 class ColumnRenameFactory(Factory[ColumnRenameConfig]):
+    """A table or series with its columns renamed (and cast) by direct or regex rules."""
+
     name = "column_rename"
-    Config = ColumnRenameConfig
     produces = EntryType.SERIES
-    description = "A table or series with its columns renamed (and cast) by direct or regex rules."
 
     def entry_type(self, config: ColumnRenameConfig) -> EntryType:
         return config.entry_type
 
     def sources(self, config: ColumnRenameConfig) -> Sequence[str]:
         return [config.source] if config.source is not None else []
-
-    def time_column(self, config: ColumnRenameConfig) -> str | None:
-        return config.time_column
 
     def produce(self, config: ColumnRenameConfig, context: FactoryContext) -> SqlRelation:
         if config.source is None:

@@ -29,16 +29,13 @@ class CombineConfig(FactoryConfig):
 
 
 class CombineFactory(Factory[CombineConfig]):
+    """The union, by column name, of the series a glob matches."""
+
     name = "combine"
-    Config = CombineConfig
     produces = EntryType.SERIES
-    description = "The union, by column name, of the series a glob matches."
 
     def sources(self, config: CombineConfig) -> Sequence[str]:
         return [config.pattern]
-
-    def time_column(self, config: CombineConfig) -> str | None:
-        return config.time_column
 
     def produce(self, config: CombineConfig, context: FactoryContext) -> SqlRelation:
         members = [

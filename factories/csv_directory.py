@@ -28,10 +28,10 @@ class CsvDirectoryConfig(CsvConversion):
 
 
 class CsvDirectoryFactory(Factory[CsvDirectoryConfig]):
+    """One table or series per CSV data file a glob matches, listed when read."""
+
     name = "csv_directory"
-    Config = CsvDirectoryConfig
     produces = EntryType.DIRECTORY
-    description = "One table or series per CSV data file a glob matches, listed when read."
 
     def sources(self, config: CsvDirectoryConfig) -> Sequence[str]:
         return [config.pattern]

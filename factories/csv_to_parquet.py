@@ -28,19 +28,16 @@ __all__ = ["CsvToParquetFactory", "cast_columns"]
 
 
 class CsvToParquetFactory(Factory[CsvToParquetConfig]):
+    """One CSV data file as a table or series (types inferred, or overridden)."""
+
     name = "csv_to_parquet"
-    Config = CsvToParquetConfig
     produces = EntryType.TABLE
-    description = "One CSV data file as a table or series (types inferred, or overridden)."
 
     def entry_type(self, config: CsvToParquetConfig) -> EntryType:
         return EntryType.from_short(config.type)
 
     def sources(self, config: CsvToParquetConfig) -> Sequence[str]:
         return [config.source]
-
-    def time_column(self, config: CsvToParquetConfig) -> str | None:
-        return config.time_column
 
     def ttl(self, config: CsvToParquetConfig) -> timedelta | None:
         return config.cache_ttl

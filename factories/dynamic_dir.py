@@ -18,7 +18,6 @@ The children follow from the config alone (``declared_children``), so one ``mkno
 creates the whole set in one transaction.
 """
 
-from collections.abc import Sequence
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -83,13 +82,10 @@ class DynamicDirConfig(FactoryConfig):
 
 
 class DynamicDirFactory(Factory[DynamicDirConfig]):
-    name = "dynamic_dir"
-    Config = DynamicDirConfig
-    produces = EntryType.DIRECTORY
-    description = "A directory of dynamic nodes declared inline: entries [{name, factory, config}]."
+    """A directory of dynamic nodes declared inline: entries [{name, factory, config}]."""
 
-    def sources(self, config: DynamicDirConfig) -> Sequence[str]:
-        return []  # the entries declare their own
+    name = "dynamic_dir"
+    produces = EntryType.DIRECTORY
 
     def declared_children(self, config: DynamicDirConfig) -> list[ChildSpec]:
         return [

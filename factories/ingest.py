@@ -42,10 +42,10 @@ class IngestConfig(FactoryConfig):
 
 
 class IngestFactory(Factory[IngestConfig]):
+    """Imports host files matching a glob when materialized (skips unchanged ones)."""
+
     name = "ingest"
-    Config = IngestConfig
     produces = EntryType.DIRECTORY
-    description = "Imports host files matching a glob when materialized (skips unchanged ones)."
     lazy = False
 
     def sources(self, config: IngestConfig) -> Sequence[str]:

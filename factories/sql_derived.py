@@ -84,17 +84,14 @@ class _SqlDerivedFactory(Factory[SqlConfig]):
 
 
 class SqlDerivedTableFactory(_SqlDerivedFactory[SqlDerivedTableConfig]):
+    """A table defined by DuckDB SQL over other pond files (paths or globs)."""
+
     name = "sql_derived_table"
-    Config = SqlDerivedTableConfig
     produces = EntryType.TABLE
-    description = "A table defined by DuckDB SQL over other pond files (paths or globs)."
 
 
 class SqlDerivedSeriesFactory(_SqlDerivedFactory[SqlDerivedSeriesConfig]):
-    name = "sql_derived_series"
-    Config = SqlDerivedSeriesConfig
-    produces = EntryType.SERIES
-    description = "A series defined by DuckDB SQL over other pond files (paths or globs)."
+    """A series defined by DuckDB SQL over other pond files (paths or globs)."""
 
-    def time_column(self, config: SqlDerivedSeriesConfig) -> str | None:
-        return config.time_column
+    name = "sql_derived_series"
+    produces = EntryType.SERIES

@@ -24,7 +24,7 @@ Timestamps are ``timestamp[us, tz=UTC]`` (a start/end without a zone is UTC).
 
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 
@@ -177,16 +177,10 @@ class SyntheticConfig(FactoryConfig):
 
 
 class SyntheticFactory(Factory[SyntheticConfig]):
+    """A generated series: sums of sine, triangle, square, line, noise, constant."""
+
     name = "synthetic"
-    Config = SyntheticConfig
     produces = EntryType.SERIES
-    description = "A generated series: sums of sine, triangle, square, line, noise, constant."
-
-    def sources(self, config: SyntheticConfig) -> Sequence[str]:
-        return []
-
-    def time_column(self, config: SyntheticConfig) -> str | None:
-        return config.time_column
 
     def produce(self, config: SyntheticConfig, context: FactoryContext) -> pa.RecordBatchReader:
         schema = pa.schema(

@@ -65,10 +65,10 @@ class TemplateConfig(FactoryConfig):
 
 
 class TemplateFactory(Factory[TemplateConfig]):
+    """Text (Markdown, HTML, CSV) rendered by a Jinja2 template from SQL queries."""
+
     name = "template"
-    Config = TemplateConfig
     produces = EntryType.DATA
-    description = "Text (Markdown, HTML, CSV) rendered by a Jinja2 template from SQL queries."
 
     def sources(self, config: TemplateConfig) -> Sequence[str]:
         return list(config.sources.values())

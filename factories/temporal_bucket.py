@@ -93,16 +93,13 @@ class _Plan:
 
 
 class TemporalBucketFactory(Factory[TemporalBucketConfig]):
+    """A series reduced to time buckets of one resolution (incremental)."""
+
     name = "temporal_bucket"
-    Config = TemporalBucketConfig
     produces = EntryType.SERIES
-    description = "A series reduced to time buckets of one resolution (incremental)."
 
     def sources(self, config: TemporalBucketConfig) -> Sequence[str]:
         return [config.source]
-
-    def time_column(self, config: TemporalBucketConfig) -> str | None:
-        return config.time_column
 
     def produce(self, config: TemporalBucketConfig, context: FactoryContext) -> pa.Table:
         plan = _plan(config, context)

@@ -116,12 +116,10 @@ class TemporalReduceConfig(_Reduction):
 
 
 class TemporalReduceFactory(Factory[TemporalReduceConfig]):
+    """Every series a glob matches, downsampled: <out>/res=<resolution>.series (incremental)."""
+
     name = "temporal_reduce"
-    Config = TemporalReduceConfig
     produces = EntryType.DIRECTORY
-    description = (
-        "Every series a glob matches, downsampled: <out>/res=<resolution>.series (incremental)."
-    )
 
     def sources(self, config: TemporalReduceConfig) -> Sequence[str]:
         return [config.in_pattern]
@@ -169,12 +167,13 @@ class TemporalResolutionsConfig(_Reduction):
 
 
 class TemporalResolutionsFactory(Factory[TemporalResolutionsConfig]):
-    """The ``<out>`` directory of a ``temporal_reduce``: one series per resolution."""
+    """One series reduced to each resolution: res=<resolution>.series.
+
+    The ``<out>`` directory of a ``temporal_reduce``: one series per resolution.
+    """
 
     name = "temporal_resolutions"
-    Config = TemporalResolutionsConfig
     produces = EntryType.DIRECTORY
-    description = "One series reduced to each resolution: res=<resolution>.series."
 
     def sources(self, config: TemporalResolutionsConfig) -> Sequence[str]:
         return [config.source]

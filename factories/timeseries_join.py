@@ -118,21 +118,16 @@ def _utc(value: datetime) -> datetime:
 
 
 class TimeseriesJoinFactory(Factory[TimeseriesJoinConfig]):
+    """Series lined up on time (full outer join); columns prefixed by each input's scope."""
+
     name = "timeseries_join"
-    Config = TimeseriesJoinConfig
     produces = EntryType.SERIES
-    description = (
-        "Series lined up on time (full outer join); columns prefixed by each input's scope."
-    )
 
     def sources(self, config: TimeseriesJoinConfig) -> Sequence[str]:
         found: list[str] = []
         for item in config.inputs:
             found.extend([item.pattern, *item.transforms])
         return list(dict.fromkeys(found))
-
-    def time_column(self, config: TimeseriesJoinConfig) -> str | None:
-        return config.time_column
 
     def produce(self, config: TimeseriesJoinConfig, context: FactoryContext) -> SqlRelation:
         members: list[Member] = []

@@ -62,18 +62,13 @@ class TimeseriesPivotConfig(FactoryConfig):
 
 
 class TimeseriesPivotFactory(Factory[TimeseriesPivotConfig]):
+    """Named columns of every series a glob matches, as <name>.<column>, joined on time."""
+
     name = "timeseries_pivot"
-    Config = TimeseriesPivotConfig
     produces = EntryType.SERIES
-    description = (
-        "Named columns of every series a glob matches, as <name>.<column>, joined on time."
-    )
 
     def sources(self, config: TimeseriesPivotConfig) -> Sequence[str]:
         return [config.pattern, *config.transforms]
-
-    def time_column(self, config: TimeseriesPivotConfig) -> str | None:
-        return config.time_column
 
     def produce(self, config: TimeseriesPivotConfig, context: FactoryContext) -> SqlRelation:
         transforms = [rules_of(context, path) for path in config.transforms]

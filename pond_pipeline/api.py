@@ -232,13 +232,14 @@ class Pond:
         with write_lock(self.location.lock_file, self.lock_timeout, holder=command):
             self._snapshot = None
             snapshot = self.snapshot()
-            tx = Transaction(
+            changes = Transaction(
                 snapshot, self.blobs, command=command, inline_threshold=self.inline_threshold
             )
-            yield PondTransaction(self, tx)
-            records = tx.finish()
+            yield PondTransaction(self, changes)
+            records = changes.finish()
             if records:
-                info = TransactionInfo(tx.txn_seq, tx.now, command, _unique(tx.touched), run_id)
+                touched = _unique(changes.touched)
+                info = TransactionInfo(changes.txn_seq, changes.now, command, touched, run_id)
                 self.oplog.append(records, expected_version=snapshot.delta_version, info=info)
             self._snapshot = None
 
@@ -418,34 +419,34 @@ class Pond:
 class PondTransaction:
     """The changes one transaction can make; see ``Pond.transaction``."""
 
-    def __init__(self, pond: Pond, tx: Transaction):
+    def __init__(self, pond: Pond, changes: Transaction):
         self.pond = pond
-        self._tx = tx
+        self._changes = changes
 
     @property
     def txn_seq(self) -> int:
-        return self._tx.txn_seq
+        return self._changes.txn_seq
 
     def resolver(self) -> Resolver:
         """Reads that see this transaction's own pending changes."""
-        return self.pond.resolver(view=self._tx)
+        return self.pond.resolver(view=self._changes)
 
     def node(self, path: str, *, follow: bool = True) -> Node:
         """What ``path`` names as this transaction leaves the pond."""
         return self.resolver().resolve(path, follow=follow)
 
     def mkdir(self, path: str, *, parents: bool = False) -> None:
-        self._tx.mkdir(path, parents=parents)
+        self._changes.mkdir(path, parents=parents)
 
     def symlink(self, path: str, target: str) -> None:
-        self._tx.symlink(path, paths.normalize(target) if target.startswith("/") else target)
+        self._changes.symlink(path, paths.normalize(target) if target.startswith("/") else target)
 
     def remove(self, path: str, *, recursive: bool = False) -> None:
-        self._tx.remove(path, recursive=recursive)
+        self._changes.remove(path, recursive=recursive)
 
     def write_bytes(self, path: str, data: bytes, *, parents: bool = False) -> OplogRecord:
         payload = Payload(data, len(data), sha256_bytes(data))
-        return self._tx.write_file(path, EntryType.DATA, payload, parents=parents)
+        return self._changes.write_file(path, EntryType.DATA, payload, parents=parents)
 
     def write_table(
         self,
@@ -524,7 +525,7 @@ class PondTransaction:
         extra = dict(attributes or {})
         if refresh is not None:
             extra["refresh"] = normalize_refresh(refresh)
-        record = self._tx.write_dynamic(
+        record = self._changes.write_dynamic(
             path,
             factory.entry_type(typed),
             factory.name,
@@ -569,8 +570,6 @@ class PondTransaction:
         else:
             payload = describe_parquet(
                 content,
-                content.stat().st_size,
-                sha256_file(content),
                 node.entry_type,
                 time_column=time_column,
                 subject=node.path,
@@ -578,7 +577,7 @@ class PondTransaction:
         config = registry.encode_config(node.raw_config)
         merged = {**payload.attributes, **attributes}
         if listed_in is not None:
-            return self._tx.write_child(
+            return self._changes.write_child(
                 listed_in,
                 paths.parent_and_name(node.path)[1],
                 node.entry_type,
@@ -588,7 +587,7 @@ class PondTransaction:
                 content=config,
                 attributes=merged,
             )
-        return self._tx.write_dynamic(
+        return self._changes.write_dynamic(
             node.path,
             node.entry_type,
             node.factory,
@@ -606,7 +605,7 @@ class PondTransaction:
         directory's listing (``listed_in``), it keeps the children it listed before."""
         config = registry.encode_config(node.raw_config)
         if listed_in is None:
-            return self._tx.write_dynamic(
+            return self._changes.write_dynamic(
                 node.path,
                 EntryType.DIRECTORY,
                 node.factory,
@@ -615,13 +614,13 @@ class PondTransaction:
                 attributes=attributes,
             )
         name = paths.parent_and_name(node.path)[1]
-        entry = self._tx.listing(listed_in).get(name)
+        entry = self._changes.listing(listed_in).get(name)
         if entry is not None:
             attributes = {
                 **attributes,
-                "listing": listing_attribute(self._tx.listing(entry.node_id)),
+                "listing": listing_attribute(self._changes.listing(entry.node_id)),
             }
-        return self._tx.write_child(
+        return self._changes.write_child(
             listed_in,
             name,
             EntryType.DIRECTORY,
@@ -634,13 +633,13 @@ class PondTransaction:
     def listed_versions(self, directory_id: str) -> dict[str, OplogRecord | None]:
         """The latest version of each child a directory lists, by name."""
         return {
-            name: self._tx.latest(entry.node_id)
-            for name, entry in self._tx.listing(directory_id).items()
+            name: self._changes.latest(entry.node_id)
+            for name, entry in self._changes.listing(directory_id).items()
         }
 
     def unlist(self, directory_id: str, name: str, path: str) -> None:
         """Drop a child from a directory's listing (its history stays)."""
-        self._tx.unlink_child(directory_id, name, path)
+        self._changes.unlink_child(directory_id, name, path)
 
     def import_host_file(self, directory: Node, host: HostFile) -> tuple[str, OplogRecord | None]:
         """A host file a non-lazy directory (``ingest``) lists, imported as its static
@@ -649,7 +648,7 @@ class PondTransaction:
         assert directory.node_id is not None
         child_path = paths.join(directory.path, host.name)
         sha = sha256_file(host.path)
-        entry = self._tx.listing(directory.node_id).get(host.name)
+        entry = self._changes.listing(directory.node_id).get(host.name)
         existing = self.node(child_path) if entry is not None else None
         if existing is not None and existing.latest is not None:
             if existing.latest.attributes.get("source_sha256") == sha:
@@ -669,7 +668,7 @@ class PondTransaction:
             payload = host_files.rows_after(self.pond.blobs, payload, base)
         if payload is None:  # nothing after what the series holds: nothing to append
             return sha, None
-        record = self._tx.write_child(
+        record = self._changes.write_child(
             directory.node_id,
             host.name,
             host.entry_type,
@@ -708,7 +707,7 @@ class PondTransaction:
     ) -> OplogRecord:
         """``write_file``; when it refuses (type clash, missing parent), no scratch file stays."""
         try:
-            return self._tx.write_file(path, kind, payload, parents=parents)
+            return self._changes.write_file(path, kind, payload, parents=parents)
         except BaseException:
             if payload.owned and isinstance(payload.source, Path):
                 payload.source.unlink(missing_ok=True)

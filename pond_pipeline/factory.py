@@ -15,12 +15,13 @@ model, the entry type it produces, the pond paths/globs it reads (``sources``), 
   files when materialized, and lists what it imported in between.
 """
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, TypeAlias, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeAlias, TypeVar, get_args
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -211,7 +212,8 @@ C = TypeVar("C", bound=FactoryConfig)
 
 
 class Factory(Generic[C]):
-    """Subclass with ``name``, ``Config``, ``produces`` and ``produce``."""
+    """Subclass ``Factory[MyConfig]`` with a docstring (its first paragraph is the
+    ``description``), ``name``, ``produces`` and ``produce``."""
 
     name: ClassVar[str]
     Config: ClassVar[type[FactoryConfig]]
@@ -222,6 +224,19 @@ class Factory(Generic[C]):
     lazy: ClassVar[bool] = True
     """False for factories that act only when materialized (e.g. ``ingest``)."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """``Config`` defaults to the class's type argument (``Factory[MyConfig]``) and
+        ``description`` to the first paragraph of the class's docstring."""
+        super().__init_subclass__(**kwargs)
+        if "Config" not in cls.__dict__:
+            for base in cls.__dict__.get("__orig_bases__", ()):
+                args = get_args(base)
+                if args and isinstance(args[0], type) and issubclass(args[0], FactoryConfig):
+                    cls.Config = args[0]
+        doc = cls.__dict__.get("__doc__")
+        if "description" not in cls.__dict__ and doc:
+            cls.description = " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
+
     def entry_type(self, config: C) -> EntryType:
         return self.produces
 
@@ -230,8 +245,10 @@ class Factory(Generic[C]):
         return []
 
     def time_column(self, config: C) -> str | None:
-        """For a series: the timestamp column of what ``produce`` returns."""
-        return None
+        """For a series: the timestamp column of what ``produce`` returns; by default the
+        config's ``time_column`` field, if it has one."""
+        value = getattr(config, "time_column", None)
+        return value if isinstance(value, str) else None
 
     def ttl(self, config: C) -> timedelta | None:
         """How long a produced result may be reused when it is *not* a pure function of

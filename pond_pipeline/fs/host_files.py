@@ -111,8 +111,6 @@ def parquet_payload(
             time_column = time_column or current
         payload = describe_parquet(
             source,
-            source.stat().st_size,
-            sha256_file(source),
             kind,
             time_column=time_column,
             subject=subject,
@@ -149,8 +147,6 @@ def rows_after(blobs: BlobStore, payload: Payload, base: SeriesBase) -> Payload 
     pq.write_table(tail, scratch)
     return describe_parquet(
         scratch,
-        scratch.stat().st_size,
-        sha256_file(scratch),
         EntryType.SERIES,
         time_column=time_column,
         subject=base.path,

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from pond_pipeline.errors import ConfigError, ConflictError
 from pond_pipeline.factory import EntryType
+from pond_pipeline.store.blobs import sha256_file
 
 
 @dataclass
@@ -120,22 +121,22 @@ def event_range(parquet: pq.ParquetFile, time_column: str) -> tuple[int | None, 
 
 
 def describe_parquet(
-    source: Path | bytes,
-    size: int,
-    sha256: str,
+    source: Path,
     entry_type: EntryType,
     *,
     time_column: str | None,
     subject: str,
     owned: bool = False,
 ) -> Payload:
-    """A table/series payload: schema, rows and (series) temporal range from its Parquet.
+    """A table/series payload: size, sha256, schema, rows and (series) temporal range of
+    a Parquet file.
 
     A Parquet file that is not the pond's own (``owned=False``: a user's file) is read
     through once, so a damaged page is refused here rather than failing every read.
     """
+    size, sha256 = source.stat().st_size, sha256_file(source)
     try:
-        parquet = pq.ParquetFile(pa.BufferReader(source) if isinstance(source, bytes) else source)
+        parquet = pq.ParquetFile(source)
         schema = parquet.schema_arrow
         if not owned:
             check_readable(parquet)

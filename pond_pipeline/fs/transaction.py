@@ -97,10 +97,7 @@ class Transaction(TreeView):
         path = paths.normalize(path)
         located = self._lookup(path)
         if located is None:
-            parent_path, name = paths.parent_and_name(path)
-            parent_id = self._directory(parent_path, create=parents)
-            node_id = str(uuid.uuid4())
-            self._add(parent_id, name, node_id, entry_type, path)
+            node_id, parent_id = self._new_node(path, entry_type, parents=parents)
         else:
             if located.entry_type is not entry_type or located.is_dynamic:
                 kind = (
@@ -139,10 +136,7 @@ class Transaction(TreeView):
         path = paths.normalize(path)
         located = self._lookup(path)
         if located is None:
-            parent_path, name = paths.parent_and_name(path)
-            parent_id = self._directory(parent_path, create=parents)
-            node_id = str(uuid.uuid4())
-            self._add(parent_id, name, node_id, entry_type, path)
+            node_id, parent_id = self._new_node(path, entry_type, parents=parents)
         else:
             if not overwrite:
                 raise ConflictError(
@@ -190,11 +184,7 @@ class Transaction(TreeView):
         ):
             raise ConflictError("directory not empty", subject=path, hint="use rm -r")
         parent_path, name = paths.parent_and_name(path)
-        parent_id = self.walk(parent_path).node_id
-        listing = dict(self.listing(parent_id))
-        del listing[name]
-        self._listings[parent_id] = listing
-        self.touched.append(path)
+        self.unlink_child(self.walk(parent_path).node_id, name, path)
 
     def unlink_child(self, parent_id: str, name: str, path: str) -> None:
         """Drop a child from a directory's listing, by node id (its history stays)."""
@@ -203,7 +193,6 @@ class Transaction(TreeView):
             self._listings[parent_id] = listing
             self.touched.append(path)
 
-    # -- commit -------------------------------------------------------------------------
     def write_child(
         self,
         parent_id: str,
@@ -293,6 +282,14 @@ class Transaction(TreeView):
         if located.entry_type is not EntryType.DIRECTORY or located.is_dynamic or located.rest:
             raise ConflictError("not a directory", subject=path)
         return located.node_id
+
+    def _new_node(self, path: str, entry_type: EntryType, *, parents: bool) -> tuple[str, str]:
+        """A new node's id, listed in its parent directory (made with ``parents``)."""
+        parent_path, name = paths.parent_and_name(path)
+        parent_id = self._directory(parent_path, create=parents)
+        node_id = str(uuid.uuid4())
+        self._add(parent_id, name, node_id, entry_type, path)
+        return node_id, parent_id
 
     def _new_entry(self, path: str) -> tuple[str, str]:
         if self._lookup(path) is not None:

@@ -67,17 +67,17 @@ def materialize(
     """``enclosing``: the (path, declaration) of the directory that declares ``path`` as
     an entry, applied first (the entry exists, with its ``pond.yaml`` config)."""
     path = paths.normalize(path)
-    with pond.transaction(f"materialize {path}", run_id=run_id) as tx:
+    with pond.transaction(f"materialize {path}", run_id=run_id) as transaction:
         if enclosing is not None:
-            apply_declaration(tx, *enclosing)
+            apply_declaration(transaction, *enclosing)
         if declared is not None:
-            apply_declaration(tx, path, declared)
-        resolver = tx.resolver()
+            apply_declaration(transaction, path, declared)
+        resolver = transaction.resolver()
         node = resolver.resolve(path)
         if not node.is_dynamic:
             raise ConfigError("is a static node; only dynamic nodes are materialized", subject=path)
-        result = _materialize(tx, resolver, node, validate)
-    result.txn = tx.txn_seq if result.written else None
+        result = _materialize(transaction, resolver, node, validate)
+    result.txn = transaction.txn_seq if result.written else None
     return result
 
 

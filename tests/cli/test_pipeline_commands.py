@@ -429,6 +429,27 @@ def test_materialize_all_runs_the_pipeline_and_the_log_shows_the_run_ids(folder)
     assert all(": 0 version(s) written" in line for line in again_lines), again_lines
 
 
+def test_one_materialize_reads_pond_yaml_once(applied, monkeypatch):
+    """`pond materialize --all` of the example (8 nodes, 3 entries) opens pond.yaml once:
+    the CLI loads it and hands the pipeline to the definitions and every run."""
+    config = applied.config.resolve()
+    opened: list[Path] = []
+    read_bytes = Path.read_bytes
+
+    def counted(self: Path) -> bytes:
+        if self.resolve() == config:
+            opened.append(self)
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counted)
+
+    result = invoke("materialize", "--all")
+
+    assert result.exit_code == 0, result.stderr
+    assert len([line for line in result.stdout.splitlines() if line.startswith("✓ ")]) == 11
+    assert len(opened) == 1
+
+
 def test_materialize_selected_paths_with_a_config_file_elsewhere(folder, monkeypatch, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -25,7 +25,8 @@ from pond_pipeline import paths
 from pond_pipeline.durations import normalize_refresh
 from pond_pipeline.dynamic import graph, registry
 from pond_pipeline.dynamic.cache import MaterializationCache
-from pond_pipeline.dynamic.resolve import Node, Resolver, TimeRange, dynamic_paths
+from pond_pipeline.dynamic.nodes import Node, TimeRange
+from pond_pipeline.dynamic.resolve import Resolver, dynamic_paths
 from pond_pipeline.errors import (
     ConfigError,
     ConflictError,
@@ -262,13 +263,16 @@ class Pond:
             nodes = [resolver.resolve(pattern, follow=False)]
         return [_info(n) for n in sorted(nodes, key=lambda n: n.path)]
 
-    def read_bytes(self, path: str, *, version: int | None = None, at: int | None = None) -> bytes:
+    def read_bytes(
+        self, path: str | Node, *, version: int | None = None, at: int | None = None
+    ) -> bytes:
+        """A data file's bytes; ``path`` may be a ``Node`` already resolved (``node``)."""
         resolver = self.resolver(at)
-        return resolver.read_bytes(resolver.resolve(path), version=version)
+        return resolver.read_bytes(_resolved(resolver, path), version=version)
 
     def read_table(
         self,
-        path: str,
+        path: str | Node,
         *,
         version: int | None = None,
         at: int | None = None,
@@ -276,11 +280,14 @@ class Pond:
         time_end: datetime | None = None,
         columns: Sequence[str] | None = None,
     ) -> pa.Table:
+        """A table's or series' rows (a series: sorted by time); ``path`` may be a ``Node``
+        already resolved (``node``)."""
         resolver = self.resolver(at)
         window = _window(time_start, time_end)
-        dataset = resolver.dataset(resolver.resolve(path), version=version, window=window)
+        node = _resolved(resolver, path)
+        dataset = resolver.dataset(node, version=version, window=window)
         table = dataset.to_table(columns=list(columns) if columns else None)
-        time_column = resolver.time_column(resolver.resolve(path))
+        time_column = resolver.time_column(node)
         if time_column and time_column in table.column_names:
             table = table.sort_by(time_column)
         return table
@@ -289,20 +296,20 @@ class Pond:
         self,
         sql: str,
         *,
-        source: str | None = None,
+        source: str | Node | None = None,
         version: int | None = None,
         at: int | None = None,
         time_start: datetime | None = None,
         time_end: datetime | None = None,
     ) -> pa.Table:
-        """Run DuckDB ``sql``: ``source`` is the table ``source``; quoted pond paths
-        (``FROM '/a/b.series'``, globs too) are tables."""
+        """Run DuckDB ``sql``: ``source`` (a path or a resolved ``Node``) is the table
+        ``source``; quoted pond paths (``FROM '/a/b.series'``, globs too) are tables."""
         with self.sql_session(
             sql, source=source, version=version, at=at, time_start=time_start, time_end=time_end
         ) as (session, bindings):
             return session.query(sql, bindings)
 
-    def explain(self, sql: str, *, source: str | None = None, at: int | None = None) -> str:
+    def explain(self, sql: str, *, source: str | Node | None = None, at: int | None = None) -> str:
         """DuckDB's ``EXPLAIN ANALYZE`` of ``sql`` (operators, filters pushed, rows read)."""
         with self.sql_session(sql, source=source, at=at) as (session, bindings):
             return session.explain(with_bindings(sql, bindings))
@@ -312,7 +319,7 @@ class Pond:
         self,
         sql: str,
         *,
-        source: str | None = None,
+        source: str | Node | None = None,
         version: int | None = None,
         at: int | None = None,
         time_start: datetime | None = None,
@@ -324,7 +331,7 @@ class Pond:
         with resolver.session() as session:
             bindings: dict[str, str] = {}
             if source is not None:
-                node = resolver.resolve(source)
+                node = _resolved(resolver, source)
                 if version is not None or window is not None:
                     name = f"__pond_source_{version}"
                     session.register(name, resolver.dataset(node, version=version, window=window))
@@ -788,6 +795,11 @@ def _info(node: Node) -> NodeInfo:
         size,
         latest.timestamp if latest else None,
     )
+
+
+def _resolved(resolver: Resolver, path: str | Node) -> Node:
+    """``path``'s node, or ``path`` itself when the caller already resolved it."""
+    return path if isinstance(path, Node) else resolver.resolve(path)
 
 
 def _window(start: datetime | None, end: datetime | None) -> TimeRange | None:

@@ -298,16 +298,16 @@ def cat(
     if node.entry_type is EntryType.DATA and query is None:
         if time_start or time_end:
             raise ConfigError("--time-start/--time-end apply to series", subject=node.path)
-        sys.stdout.buffer.write(pond.read_bytes(path, version=version, at=at))
+        sys.stdout.buffer.write(pond.read_bytes(node, version=version, at=at))
         sys.stdout.buffer.flush()
         return
     if query is None:
         table = pond.read_table(
-            path, version=version, at=at, time_start=time_start, time_end=time_end
+            node, version=version, at=at, time_start=time_start, time_end=time_end
         )
     else:
         table = pond.query(
-            query, source=path, version=version, at=at, time_start=time_start, time_end=time_end
+            query, source=node, version=version, at=at, time_start=time_start, time_end=time_end
         )
     output.write_rows(table, fmt)
 

@@ -1,0 +1,157 @@
+"""Reading a node's content: a table or series as a dataset (a time window on it, one
+version of it), its schema and timestamp column, a data file's bytes, a CSV as a table.
+Static nodes read their stored versions; dynamic ones what they materialized while
+current, else their produced output."""
+
+import os
+import tempfile
+from dataclasses import KW_ONLY, dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from pond_pipeline.dynamic.configs import FactoryConfigs
+from pond_pipeline.dynamic.nodes import Node, TimeRange
+from pond_pipeline.dynamic.production import Production
+from pond_pipeline.errors import ConfigError, ConflictError, NotFoundError
+from pond_pipeline.factory import EntryType
+from pond_pipeline.fs.payloads import first_timestamp_column
+from pond_pipeline.fs.reader import PayloadReader
+from pond_pipeline.query.engine import csv_to_parquet
+from pond_pipeline.store.oplog import OplogRecord
+
+
+@dataclass(frozen=True)
+class NodeReader:
+    configs: FactoryConfigs
+    production: Production
+    reader: PayloadReader
+    _: KW_ONLY
+    scratch: Path
+    """Where a CSV read writes its temporary files."""
+
+    def time_column(self, node: Node) -> str | None:
+        if node.entry_type is not EntryType.SERIES:
+            return None
+        if not node.is_dynamic:
+            latest = node.latest
+            return latest.attributes.get("time_column") if latest else None
+        factory, config = self.configs.factory_of(node)
+        return factory.time_column(config) or first_timestamp_column(self.schema(node))
+
+    def schema(self, node: Node) -> pa.Schema:
+        require_tabular(node)
+        if not node.is_dynamic:
+            return pa.unify_schemas([self.reader.schema(r, node.path) for r in node.versions])
+        return self.dataset(node).schema
+
+    def dataset(
+        self, node: Node, *, version: int | None = None, window: TimeRange | None = None
+    ) -> ds.Dataset:
+        """A table or series as a pyarrow dataset (a series: the union of its versions)."""
+        require_tabular(node)
+        if node.is_dynamic:
+            if version is not None:
+                raise ConfigError(
+                    "--version applies to static files and materialized versions", subject=node.path
+                )
+            dataset = self._dynamic_dataset(node)
+        else:
+            records = _select_versions(node, version)
+            schema = None
+            if window is not None and node.entry_type is EntryType.SERIES:
+                # skip versions outside the window, keeping every column of the series
+                schema = self.schema(node)
+                records = [r for r in records if window.overlaps(r)]
+                if not records:
+                    return ds.dataset(schema.empty_table())
+            dataset = self.reader.dataset(records, node.path, schema)
+        if window is not None:
+            column = self.time_column(node)
+            if column is None:
+                raise ConfigError("--time-start/--time-end apply to series", subject=node.path)
+            dataset = dataset.filter(window.expression(column, dataset.schema.field(column).type))
+        return dataset
+
+    def version_table(self, node: Node, record: OplogRecord) -> pa.Table:
+        """The rows one stored version of a table or series holds."""
+        return self.reader.dataset([record], node.path).to_table()
+
+    def read_bytes(self, node: Node, *, version: int | None = None) -> bytes:
+        if node.entry_type is not EntryType.DATA:
+            raise ConflictError(f"is a {node.entry_type.short}, not a data file", subject=node.path)
+        if node.is_dynamic:
+            record = self.production.materialized_record(node)
+            if record is not None:  # materialized and its sources unchanged: static speed
+                return self.reader.read_bytes(record, node.path)
+            return self.production.cached_output(node).read_bytes()
+        return self.reader.read_bytes(_select_versions(node, version)[-1], node.path)
+
+    def read_csv(self, node: Node) -> pa.Table:
+        """A CSV data file as a table, types inferred by DuckDB."""
+        if node.entry_type is not EntryType.DATA:
+            raise ConflictError(
+                f"is a {node.entry_type.short}, not a CSV data file", subject=node.path
+            )
+        source: Path | bytes
+        source = (
+            self.reader.source(node.latest, node.path)
+            if node.latest and not node.is_dynamic
+            else self.read_bytes(node)
+        )
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        temp_files = []
+        try:
+            if isinstance(source, bytes):
+                csv_path = _scratch_path(self.scratch, ".csv")
+                csv_path.write_bytes(source)
+                temp_files.append(csv_path)
+                source = csv_path
+            parquet_path = _scratch_path(self.scratch, ".parquet")
+            temp_files.append(parquet_path)
+            csv_to_parquet(source, parquet_path, subject=node.path)
+            return pq.read_table(parquet_path)
+        finally:
+            for temp in temp_files:
+                temp.unlink(missing_ok=True)
+
+    def _dynamic_dataset(self, node: Node) -> ds.Dataset:
+        record = self.production.materialized_record(node)
+        if record is not None:
+            return self.reader.dataset([record], node.path)
+        return self.production.cached_output(node).dataset()
+
+
+def require_tabular(node: Node) -> None:
+    if not node.entry_type.is_tabular:
+        raise ConflictError(
+            f"is a {node.entry_type.short}, not a table or series",
+            subject=node.path,
+            hint="`pond cat` prints data files as bytes"
+            if node.entry_type is EntryType.DATA
+            else None,
+        )
+
+
+def _select_versions(node: Node, version: int | None) -> list[OplogRecord]:
+    records = list(node.versions)
+    if version is not None:
+        chosen = [r for r in records if r.version == version]
+        if not chosen:
+            raise NotFoundError(
+                f"no version {version}",
+                subject=node.path,
+                hint=f"versions are 1..{records[-1].version}" if records else None,
+            )
+        return chosen
+    if node.entry_type is EntryType.SERIES:
+        return records
+    return records[-1:]
+
+
+def _scratch_path(folder: Path, suffix: str) -> Path:
+    handle, name = tempfile.mkstemp(dir=folder, suffix=suffix)
+    os.close(handle)
+    return Path(name)

@@ -43,6 +43,9 @@ class ColumnRenameFactory(Factory[ColumnRenameConfig]):
     def sources(self, config: ColumnRenameConfig) -> Sequence[str]:
         return [config.source] if config.source is not None else []
 
+    def is_runnable(self, config: ColumnRenameConfig) -> bool:
+        return config.source is not None  # without one, it only serves as a transform
+
     def produce(self, config: ColumnRenameConfig, context: FactoryContext) -> SqlRelation:
         if config.source is None:
             raise ConfigError(

@@ -250,6 +250,12 @@ class Factory(Generic[C]):
         value = getattr(config, "time_column", None)
         return value if isinstance(value, str) else None
 
+    def is_runnable(self, config: C) -> bool:
+        """False for a node that only serves others, which read its config (e.g. a
+        ``column_rename`` without ``source`` named in a join's ``transforms:``): it is no
+        Dagster asset and is never materialized on its own."""
+        return True
+
     def ttl(self, config: C) -> timedelta | None:
         """How long a produced result may be reused when it is *not* a pure function of
         config and sources; ``None`` means deterministic (reused until a source changes)."""

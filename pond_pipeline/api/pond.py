@@ -97,6 +97,11 @@ class Pond:
         return self.settings.inline_threshold
 
     @property
+    def last_txn(self) -> int:
+        """The number of the pond's last transaction."""
+        return self.snapshot().last_txn
+
+    @property
     def lock_timeout(self) -> float:
         return self.options.lock_timeout
 

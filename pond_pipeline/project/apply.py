@@ -7,12 +7,13 @@ there is one decision of what a declaration changes.
 """
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from pond_pipeline.api import DynamicNode, Node, Pond, PondTransaction
 from pond_pipeline.durations import normalize_refresh
-from pond_pipeline.dynamic import registry
-from pond_pipeline.errors import NotFoundError
+from pond_pipeline.dynamic import graph, registry
+from pond_pipeline.errors import ConflictError, NotFoundError
+from pond_pipeline.factory import EntryType
 from pond_pipeline.project.pipeline import Declaration, Pipeline
 
 DECLARED_BY = "declared_by"
@@ -64,24 +65,21 @@ def apply(
     pond: Pond, pipeline: Pipeline, *, prune: bool = False, dry_run: bool = False
 ) -> list[PlanItem]:
     """Reconcile the pond with ``pond.yaml`` in one transaction; returns the plan, decided
-    under the write lock (so two applies at once agree on what each did)."""
+    under the write lock (so two applies at once both leave the pond equal to the file).
+    Removing a node, or changing its type, while another node that stays reads it is
+    refused, naming both; nothing is written then."""
     if dry_run:
         return plan(pond, pipeline, prune=prune)
-    origin = _origin(pipeline)
     by_path = {node.path: node for node in pipeline.nodes}
     with pond.transaction(f"apply {pipeline.project.path.name}") as tx:
         items = plan(tx, pipeline, prune=prune)
+        _check_readers(tx, pipeline, items)
         for item in items:
             if item.action == "remove":
                 tx.remove(item.path, recursive=True)
             elif item.action != "unchanged":
                 write_declaration(
-                    tx,
-                    item.path,
-                    by_path[item.path].declaration,
-                    item.action,
-                    attributes={DECLARED_BY: origin},
-                    check_cycles=False,
+                    tx, item.path, by_path[item.path].declaration, item.action, check_cycles=False
                 )
         if any(item.action != "unchanged" for item in items):
             tx.check_cycles()  # once for the whole file, with every node in place
@@ -90,7 +88,10 @@ def apply(
 
 def apply_declaration(tx: PondTransaction, path: str, declared: Declaration) -> bool:
     """Create or update one node when its stored factory/config/refresh differ (what a
-    materialization of a declared node does first); whether it wrote."""
+    materialization of a declared node does first); whether it wrote.
+
+    A declaration read before the pond's changed (another ``apply`` since, or the node
+    removed) is older than the pond's and is refused: a run never undoes an apply."""
     try:
         current: Node | None = tx.node(path)
     except Exception:  # noqa: BLE001 - absent (or unreadable): create it
@@ -98,6 +99,12 @@ def apply_declaration(tx: PondTransaction, path: str, declared: Declaration) -> 
     action = decide(current, declared)
     if action == "unchanged":
         return False
+    if declared.as_of is not None and not _same(_current_at(tx, path, declared.as_of), current):
+        raise ConflictError(
+            "pond.yaml changed since this run started; rerun",
+            subject=path,
+            hint="the pond holds a newer declaration (applied while this run ran)",
+        )
     write_declaration(tx, path, declared, action)
     return True
 
@@ -122,18 +129,80 @@ def write_declaration(
     declared: Declaration,
     action: Action,
     *,
-    attributes: dict[str, Any] | None = None,
     check_cycles: bool = True,
 ) -> None:
+    """The one way a declaration reaches the pond (``apply`` and materializations alike):
+    the node carries the ``declared_by`` mark of its file, so ``--prune`` can remove it."""
     tx.create_dynamic(
         path,
         declared.factory,
         declared.config,
         overwrite=action == "update",
         refresh=declared.refresh,
-        attributes=attributes,
+        attributes={DECLARED_BY: declared.origin} if declared.origin else None,
         check_cycles=check_cycles,
     )
+
+
+def _check_readers(tx: PondTransaction, pipeline: Pipeline, items: list[PlanItem]) -> None:
+    """No node that stays may read one the plan removes or changes the type of."""
+    removed = {i.path for i in items if i.action == "remove"}
+    retyped = set()
+    by_path = {node.path: node for node in pipeline.nodes}
+    for item in items:
+        if item.action == "update":
+            current = _current(tx, item.path, follow=False)
+            if current is not None and current.entry_type is not by_path[item.path].entry_type:
+                retyped.add(item.path)
+    if not removed and not retyped:
+        return
+    vertices = {
+        n.path: graph.Vertex(n.path, n.sources, n.entry_type is EntryType.DIRECTORY)
+        for n in tx.dynamic_nodes()
+    }
+    for node in pipeline.nodes:  # as the file leaves them
+        vertices[node.path] = graph.Vertex(
+            node.path, node.sources, node.entry_type is EntryType.DIRECTORY
+        )
+    upstream = graph.upstream_index(vertices.values())
+    for reader, reads in upstream.items():
+        if reader in removed or _inside(reader, removed):
+            continue
+        for source in reads:
+            if source == reader or _inside(reader, {source}):
+                continue
+            if source in removed or _inside(source, removed):
+                raise ConflictError(
+                    f"cannot remove it: {reader} reads it",
+                    subject=source,
+                    hint=f"remove {reader} from the pond too, or change what it reads first",
+                )
+            if source in retyped:
+                raise ConflictError(
+                    f"cannot change its type to a {by_path[source].entry_type.short}: "
+                    f"{reader} reads it",
+                    subject=source,
+                    hint=f"change {reader} first, or apply the two changes separately",
+                )
+
+
+def _inside(path: str, folders: set[str]) -> bool:
+    return any(path.startswith(folder.rstrip("/") + "/") for folder in folders)
+
+
+def _same(a: Node | None, b: Node | None) -> bool:
+    """The same declaration: both absent, or the same factory, config and refresh."""
+    if a is None or b is None:
+        return a is b
+    refresh = a.latest.attributes.get("refresh") if a.latest else None
+    return decide(b, Declaration(a.factory, a.raw_config, refresh)) == "unchanged"
+
+
+def _current_at(tx: PondTransaction, path: str, txn: int) -> Node | None:
+    try:
+        return tx.pond.node(path, at=txn)
+    except Exception:  # noqa: BLE001 - absent (or unreadable) then
+        return None
 
 
 def _current(view: _View, path: str, *, follow: bool) -> Node | None:

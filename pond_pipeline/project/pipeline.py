@@ -32,14 +32,25 @@ class PipelineNode:
     refresh: str | None = None
     declared_in: "PipelineNode | None" = None
     """For an entry of a directory ``pond.yaml`` declares (``dynamic_dir``): that node."""
+    origin: str | None = None
+    """The name of the file that declares it (its ``declared_by`` mark in the pond)."""
+    as_of: int | None = None
+    """The pond's last transaction when this node's declaration was read with it."""
 
     @property
     def declaration(self) -> "Declaration":
-        return Declaration(self.factory.name, self.raw_config, self.refresh)
+        return Declaration(
+            self.factory.name, self.raw_config, self.refresh, self.origin, self.as_of
+        )
 
     @property
     def description(self) -> str | None:
         return self.spec.description if self.spec else None
+
+    @property
+    def is_asset(self) -> bool:
+        """Whether it runs as a Dagster asset (a node only serving others does not)."""
+        return self.factory.is_runnable(self.config)
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,11 @@ class Declaration:
     factory: str
     config: dict[str, Any]
     refresh: str | None = None
+    origin: str | None = None
+    """The file that declares it (stored as the node's ``declared_by`` mark)."""
+    as_of: int | None = None
+    """The pond's transaction when the file was read: a declaration the pond changed
+    after it is older than the pond's, and never written back."""
 
 
 @dataclass
@@ -59,6 +75,11 @@ class Pipeline:
     upstream: dict[str, list[str]] = field(default_factory=dict)
     declared: list[PipelineNode] = field(default_factory=list)
     """The nodes of ``pond.yaml``, in the file's order."""
+
+    @property
+    def assets(self) -> list[PipelineNode]:
+        """The nodes that run as Dagster assets, in derivation order."""
+        return [node for node in self.nodes if node.is_asset]
 
     def node(self, path: str) -> PipelineNode:
         normalized = paths.normalize(path)
@@ -102,6 +123,8 @@ def _assemble(
 ) -> Pipeline:
     nodes = dict(declared)
     if pond is not None:
+        declared = _as_of(declared, pond.last_txn)
+        nodes = dict(declared)
         for persisted in _persisted_nodes(pond):
             nodes.setdefault(persisted.path, persisted)
     upstream = graph.upstream_index(
@@ -118,6 +141,16 @@ def _assemble(
     except graph.DerivationCycleError as exc:
         raise project.error(exc.reason, "nodes", exc.cycle[0], hint=exc.hint) from exc
     return Pipeline(project, [nodes[path] for path in order], upstream, list(declared.values()))
+
+
+def _as_of(declared: dict[str, PipelineNode], txn: int) -> dict[str, PipelineNode]:
+    """The declared nodes as read with the pond at transaction ``txn`` (copies; an entry
+    keeps pointing at its directory's copy)."""
+    copies: dict[str, PipelineNode] = {}
+    for path, node in declared.items():
+        parent = copies.get(node.declared_in.path) if node.declared_in else None
+        copies[path] = replace(node, as_of=txn, declared_in=parent)
+    return copies
 
 
 def open_pond(
@@ -177,6 +210,7 @@ def _declared(project: pond_yaml.Project, key: str, spec: pond_yaml.NodeSpec) ->
         sources,
         spec,
         spec.refresh,
+        origin=project.path.name,
     )
 
 

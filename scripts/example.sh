@@ -11,4 +11,4 @@ python3 -m venv .venv
 .venv/bin/pond --pond .pond cat /reports/sensors.md > report.md
 echo "the report is in the pond at /reports/sensors.md, and copied to $(pwd)/report.md"
 echo "query it:  .venv/bin/pond --pond .pond cat /analytics/daily_summary.series --sql 'SELECT * FROM source WHERE avg_temp > 15'"
-echo "open the UI:  .venv/bin/dagster dev -w workspace.yaml   (then http://127.0.0.1:3000)"
+echo "open the UI:  .venv/bin/pond ui   (then http://127.0.0.1:3000; it shows the run above)"

@@ -1,11 +1,13 @@
 """Dagster assets, checks, jobs and schedules built from a pipeline.
 
-One asset per dynamic node (key from its path), external assets for the static files
-nodes read, dependencies from the nodes' sources, one job and schedule per refresh
-interval, and the node's ``schema:`` as the asset checks ``schema`` and
-``temporal_column``.
+One asset per dynamic node (key from its path; code version from its factory and config;
+``automation:`` as its automation condition), dependencies from the nodes' sources, one
+job and schedule per refresh interval, and the node's ``schema:`` as the blocking asset
+checks ``schema`` and ``temporal_column``. The static files nodes read are observable
+source assets (``observations``).
 """
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -20,8 +22,9 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     AssetSelection,
-    AssetSpec,
+    AutomationCondition,
     DataVersion,
+    DefaultScheduleStatus,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -39,6 +42,7 @@ from pond_pipeline.orchestration.checks import SchemaValidator
 from pond_pipeline.orchestration.resources import PondResource
 from pond_pipeline.project.materialize import Materialized, materialize
 from pond_pipeline.project.pipeline import Pipeline, PipelineNode
+from pond_pipeline.project.pond_yaml import NodeSpec, SchemaSpec
 
 CHECK_NAMES = ("schema", "temporal_column")
 
@@ -56,28 +60,21 @@ def job_name(refresh: str) -> str:
     return "refresh_" + re.sub(r"[^A-Za-z0-9_]", "_", refresh.replace("*", "x").replace(":", ""))
 
 
-def build_external_assets(static_inputs: dict[str, list[str]]) -> list[AssetSpec]:
-    paths = sorted({p for inputs in static_inputs.values() for p in inputs})
-    return [
-        AssetSpec(
-            asset_key(p),
-            group_name=group_name(p),
-            description=f"static file {p} in the pond",
-            metadata={"pond/path": p},
-            kinds={"pond"},
-        )
-        for p in paths
-    ]
-
-
 def build_node_asset(node: PipelineNode, deps: Sequence[AssetKey]) -> AssetsDefinition:
     """The asset of one dynamic node (built in its own function: no loop-variable capture)."""
     key = asset_key(node.path)
     # an entry of a declared directory is checked against the directory's schema: the
     # directory writes it first, but the entry's own run writes it when its sources change
-    declared = node.spec or (node.declared_in.spec if node.declared_in else None)
+    declared = declaring_spec(node)
     schema_spec = declared.schema_ if declared else None
-    check_specs = [AssetCheckSpec(name, asset=key) for name in CHECK_NAMES] if schema_spec else []
+    check_specs = (
+        [
+            AssetCheckSpec(name, asset=key, blocking=True, description=description)
+            for name, description in check_descriptions(schema_spec).items()
+        ]
+        if schema_spec
+        else []
+    )
     metadata: dict[str, Any] = {
         "pond/path": node.path,
         "pond/factory": node.factory.name,
@@ -96,6 +93,8 @@ def build_node_asset(node: PipelineNode, deps: Sequence[AssetKey]) -> AssetsDefi
         metadata=metadata,
         check_specs=check_specs,
         kinds={"pond"},
+        code_version=code_version(node),
+        automation_condition=automation_condition(node),
     )
     def node_asset(
         context: AssetExecutionContext, pond: PondResource, duckdb: DuckDBResource
@@ -109,11 +108,7 @@ def build_node_asset(node: PipelineNode, deps: Sequence[AssetKey]) -> AssetsDefi
                 run_id=context.run.run_id,
                 validate=validator,
                 declared=node.declaration if node.spec else None,
-                enclosing=(
-                    (node.declared_in.path, node.declared_in.declaration)
-                    if node.declared_in
-                    else None
-                ),
+                prerequisites=node.prerequisites,
             )
         except CheckFailedError as exc:
             assert validator is not None
@@ -151,6 +146,66 @@ def build_node_asset(node: PipelineNode, deps: Sequence[AssetKey]) -> AssetsDefi
         )
 
     return node_asset
+
+
+def declaring_spec(node: PipelineNode) -> NodeSpec | None:
+    """The ``pond.yaml`` entry that declares the node (an entry of a ``dynamic_dir``: the
+    directory's); ``None`` for a node only the pond holds."""
+    return node.spec or (node.declared_in.spec if node.declared_in else None)
+
+
+def code_version(node: PipelineNode) -> str:
+    """What produces the node's content: its factory, the factory's version and its config
+    (as written, ``${env:…}`` unexpanded); a change marks the asset stale."""
+    identity = {
+        "factory": node.factory.name,
+        "factory_version": node.factory.version,
+        "config": node.raw_config,
+    }
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def automation_condition(node: PipelineNode) -> AutomationCondition[Any] | None:
+    """``automation: eager`` → ``AutomationCondition.eager()``; ``on_cron`` →
+    ``AutomationCondition.on_cron`` at the node's refresh cron."""
+    declared = declaring_spec(node)
+    automation = declared.automation if declared else None
+    if automation == "eager":
+        return AutomationCondition.eager()
+    if automation == "on_cron" and node.refresh:
+        return AutomationCondition.on_cron(refresh_cron(node.refresh), "UTC")
+    return None
+
+
+def check_descriptions(spec: SchemaSpec) -> dict[str, str]:
+    """What each check of a ``schema:`` block verifies, in words."""
+    columns = []
+    for name, column in spec.columns.items():
+        rules = [column.type] + ([] if column.nullable else ["not null"])
+        checks = column.checks
+        rules += [
+            f"{op} {getattr(checks, op)}"
+            for op in ("ge", "le", "gt", "lt")
+            if getattr(checks, op) is not None
+        ]
+        if checks.isin is not None:
+            rules.append(f"in {checks.isin}")
+        if checks.str_matches is not None:
+            rules.append(f"matches {checks.str_matches!r}")
+        if checks.unique:
+            rules.append("unique")
+        columns.append(f"{name} ({', '.join(rules)})")
+    temporal = spec.temporal_column
+    return {
+        "schema": "Blocks the write (and the downstream assets) unless every column of "
+        "pond.yaml's schema holds: " + ("; ".join(columns) or "no columns declared"),
+        "temporal_column": (
+            f"Blocks the write unless {temporal} is present, timestamp-typed and not null"
+            if temporal
+            else "No temporal_column declared: always passes"
+        ),
+    }
 
 
 def result_metadata(result: Materialized) -> dict[str, Any]:
@@ -200,16 +255,27 @@ def markdown_rows(table: pa.Table) -> str:
     return "\n".join([header, rule, *body])
 
 
-def build_schedules(pipeline: Pipeline) -> list[ScheduleDefinition]:
-    by_refresh: dict[str, list[AssetKey]] = {}
-    for node in pipeline.nodes:
-        if node.refresh:
-            by_refresh.setdefault(node.refresh, []).append(asset_key(node.path))
+def build_schedules(
+    pipeline: Pipeline,
+    static_inputs: dict[str, list[str]],
+    status: DefaultScheduleStatus = DefaultScheduleStatus.RUNNING,
+) -> list[ScheduleDefinition]:
+    """One job and schedule per refresh interval (``status``: running unless pond.yaml says
+    ``schedules: stopped``). A node with ``automation: on_cron`` is left to the automation
+    sensor. Each job also observes the static files its nodes read, first, so every
+    materialization records the versions it read."""
+    by_refresh: dict[str, list[PipelineNode]] = {}
+    for node in pipeline.assets:
+        declared = declaring_spec(node)
+        if node.refresh and not (declared and declared.automation == "on_cron"):
+            by_refresh.setdefault(node.refresh, []).append(node)
     schedules = []
-    for refresh, keys in sorted(by_refresh.items()):
+    for refresh, nodes in sorted(by_refresh.items()):
+        statics = sorted({p for node in nodes for p in static_inputs.get(node.path, [])})
         job = define_asset_job(
             job_name(refresh),
-            selection=AssetSelection.assets(*keys),
+            selection=AssetSelection.assets(*[asset_key(n.path) for n in nodes])
+            | AssetSelection.assets(*[asset_key(p) for p in statics]),
             description=f"Refresh the nodes with refresh: {refresh}",
         )
         schedules.append(
@@ -218,6 +284,7 @@ def build_schedules(pipeline: Pipeline) -> list[ScheduleDefinition]:
                 cron_schedule=refresh_cron(refresh),
                 job=job,
                 execution_timezone="UTC",
+                default_status=status,
             )
         )
     return schedules

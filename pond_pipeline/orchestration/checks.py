@@ -42,8 +42,14 @@ class CheckOutcome:
     def description(self) -> str:
         if self.passed:
             return f"passed on {self.tables} table(s)"
-        columns = sorted({str(f.get("column")) for f in self.failures})
-        return f"failed on column(s) {', '.join(columns)}"
+        seen: dict[tuple[str, str], list[Any]] = {}
+        for failure in self.failures:
+            values = seen.setdefault((str(failure.get("column")), str(failure.get("check"))), [])
+            values.extend(v for v in failure.get("values") or [] if len(values) < SAMPLE_FAILURES)
+        return "failed: " + "; ".join(
+            f"column {column}: {check}" + (f" (e.g. {values})" if values else "")
+            for (column, check), values in sorted(seen.items())
+        )
 
 
 @dataclass

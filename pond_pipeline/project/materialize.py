@@ -8,7 +8,7 @@ while the sources are unchanged, and a repeat materialization writes nothing.
 Everything happens in one transaction: a validation failure leaves no trace.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,14 +62,15 @@ def materialize(
     run_id: str | None = None,
     validate: Validator | None = None,
     declared: Declaration | None = None,
-    enclosing: tuple[str, Declaration] | None = None,
+    prerequisites: Sequence[tuple[str, Declaration]] = (),
 ) -> Materialized:
-    """``enclosing``: the (path, declaration) of the directory that declares ``path`` as
-    an entry, applied first (the entry exists, with its ``pond.yaml`` config)."""
+    """``prerequisites``: (path, declaration) pairs applied first — the directory that
+    declares ``path`` as an entry, and the nodes that only serve it (so each exists, with
+    its ``pond.yaml`` config)."""
     path = paths.normalize(path)
     with pond.transaction(f"materialize {path}", run_id=run_id) as transaction:
-        if enclosing is not None:
-            apply_declaration(transaction, *enclosing)
+        for prerequisite, declaration in prerequisites:
+            apply_declaration(transaction, prerequisite, declaration)
         if declared is not None:
             apply_declaration(transaction, path, declared)
         resolver = transaction.resolver()

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from pond_pipeline import paths
 from pond_pipeline.api import Pond, PondOptions
 from pond_pipeline.dynamic import graph, registry
-from pond_pipeline.errors import ConfigError, NotFoundError
+from pond_pipeline.errors import ConfigError, ConflictError, NotFoundError
 from pond_pipeline.factory import EntryType, Factory, FactoryConfig
 from pond_pipeline.project import pond_yaml
 
@@ -36,6 +36,8 @@ class PipelineNode:
     """The name of the file that declares it (its ``declared_by`` mark in the pond)."""
     as_of: int | None = None
     """The pond's last transaction when this node's declaration was read with it."""
+    serving: tuple["PipelineNode", ...] = ()
+    """Declared nodes it reads that only serve others (no asset of their own)."""
 
     @property
     def declaration(self) -> "Declaration":
@@ -46,6 +48,13 @@ class PipelineNode:
     @property
     def description(self) -> str | None:
         return self.spec.description if self.spec else None
+
+    @property
+    def prerequisites(self) -> list[tuple[str, "Declaration"]]:
+        """What its run applies first: the directory declaring it as an entry, and the
+        declared nodes that only serve it (they have no run of their own)."""
+        found = [(self.declared_in.path, self.declared_in.declaration)] if self.declared_in else []
+        return found + [(node.path, node.declaration) for node in self.serving]
 
     @property
     def is_asset(self) -> bool:
@@ -140,6 +149,10 @@ def _assemble(
         order = graph.derivation_order(upstream)
     except graph.DerivationCycleError as exc:
         raise project.error(exc.reason, "nodes", exc.cycle[0], hint=exc.hint) from exc
+    for path, node in nodes.items():
+        node.serving = tuple(
+            nodes[p] for p in upstream[path] if nodes[p].spec is not None and not nodes[p].is_asset
+        )
     return Pipeline(project, [nodes[path] for path in order], upstream, list(declared.values()))
 
 
@@ -169,7 +182,10 @@ def open_pond(
     except NotFoundError:
         if not create:
             raise
+    try:
         return Pond.create(location, options=chosen)
+    except ConflictError:  # another process created it meanwhile (two applies at once)
+        return Pond.open(location, chosen)
 
 
 def _declared(project: pond_yaml.Project, key: str, spec: pond_yaml.NodeSpec) -> PipelineNode:

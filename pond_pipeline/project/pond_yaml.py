@@ -7,6 +7,7 @@
         description: Daily mean temperature per sensor
         config: {source: /processed/*.series, query: "SELECT ..."}
         refresh: 1h                # or "cron: 15 3 * * *"
+        automation: eager          # or on_cron (at refresh's cron, once its inputs updated)
         schema:
           temporal_column: day
           columns:
@@ -69,6 +70,9 @@ class NodeSpec(PondModel):
     config: dict[str, Any] = Field(default_factory=dict)
     description: str | None = None
     refresh: str | None = None
+    automation: Literal["eager", "on_cron"] | None = None
+    """Dagster's declarative automation: ``eager`` runs the node whenever something it
+    reads was updated; ``on_cron`` at each tick of ``refresh`` once its inputs updated."""
     schema_: SchemaSpec | None = Field(default=None, alias="schema")
 
     @field_validator("refresh", mode="before")
@@ -84,6 +88,8 @@ class NodeSpec(PondModel):
 
 class PondFile(PondModel):
     pond: str = "./.pond"
+    schedules: Literal["running", "stopped"] = "running"
+    """Whether the schedules, ingest sensors and automation start running in Dagster."""
     nodes: dict[str, NodeSpec] = Field(default_factory=dict)
 
 
@@ -140,7 +146,15 @@ def load(path: Path) -> Project:
         if first["type"] != "extra_forbidden":
             raise project.error(message, *keys) from exc
         raise project.error("unknown key", *keys, hint=_hint(keys)) from exc
-    for key in spec.nodes:
+    for key, node in spec.nodes.items():
+        if node.automation == "on_cron" and node.refresh is None:
+            raise project.error(
+                "automation: on_cron needs a refresh (its cron)",
+                "nodes",
+                key,
+                "automation",
+                hint="add refresh: 1h (or a cron), or use automation: eager",
+            )
         if not key.startswith("/"):
             raise project.error(
                 "a node key must be an absolute pond path",
@@ -154,9 +168,9 @@ def load(path: Path) -> Project:
 
 def _hint(keys: tuple[str, ...]) -> str | None:
     if len(keys) >= 3 and keys[0] == "nodes":
-        return "node keys are factory, config, description, refresh, schema"
+        return "node keys are factory, config, description, refresh, automation, schema"
     if len(keys) == 1:
-        return "top-level keys are pond and nodes"
+        return "top-level keys are pond, schedules and nodes"
     return None
 
 

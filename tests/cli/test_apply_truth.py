@@ -80,8 +80,7 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("POND", raising=False)
     monkeypatch.delenv("POND_CONFIG", raising=False)
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / ".dagster"))
-    (tmp_path / ".dagster").mkdir()
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)  # the project's own: .dagster/
     return tmp_path
 
 
@@ -166,8 +165,7 @@ def test_a_run_never_writes_back_a_declaration_older_than_the_ponds(folder):
 
 
 def pond_process(folder: Path, *args: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("POND", "POND_CONFIG")}
-    env["DAGSTER_HOME"] = str(folder / ".dagster")
+    env = {k: v for k, v in os.environ.items() if k not in ("POND", "POND_CONFIG", "DAGSTER_HOME")}
     script = Path(sys.executable).parent / "pond"
     return subprocess.Popen(
         [str(script), *args], cwd=folder, env=env, text=True,
@@ -222,3 +220,75 @@ def test_two_applies_at_once_both_leave_the_pond_equal_to_the_file(folder):
         ]
         == "apply pond.yaml"
     )
+
+
+def transforms_project() -> dict[str, Any]:
+    """A join whose second input is renamed by a ``column_rename`` without ``source``."""
+    logger = {
+        **SYNTHETIC,
+        "time_column": "Time",
+        "points": [{"name": "Temp", "components": [{"type": "constant", "value": 2.0}]}],
+    }
+    return {
+        "pond": "./.pond",
+        "nodes": {
+            "/north.series": {"factory": "synthetic", "config": SYNTHETIC},
+            "/logger.series": {"factory": "synthetic", "config": logger},
+            "/rules": {
+                "factory": "column_rename",
+                "config": {"rules": [{"type": "direct", "from": "Time", "to": "timestamp"}]},
+            },
+            "/joined.series": {
+                "factory": "timeseries_join",
+                "config": {
+                    "inputs": [
+                        {"pattern": "/north.series", "scope": "north"},
+                        {"pattern": "/logger.series", "scope": "south", "transforms": ["/rules"]},
+                    ]
+                },
+            },
+        },
+    }
+
+
+def test_a_node_only_serving_others_is_no_asset_and_the_rest_runs(folder):
+    write(folder, transforms_project())
+
+    result = invoke(folder, "materialize", "--all")
+
+    assert result.exit_code == 0, result.stderr
+    done = [line.split(":")[0] for line in result.stdout.splitlines() if line.startswith("✓ ")]
+    assert sorted(done) == ["✓ /joined.series", "✓ /logger.series", "✓ /north.series"]
+    pond = Pond.open(str(folder / ".pond"))
+    assert pond.read_table("/joined.series").column_names == [
+        "timestamp",
+        "north.level",
+        "south.Temp",
+    ]
+    assert pond.node("/rules").factory == "column_rename"  # applied, never run
+
+
+def test_a_node_made_on_the_command_line_is_materialized_by_path(folder):
+    write(folder, chain())
+    assert invoke(folder, "apply").exit_code == 0
+    made = invoke(
+        folder,
+        "--pond",
+        ".pond",
+        "create-derived-series",
+        "/hot.series",
+        "--source",
+        "/src.series",
+        "--query",
+        "SELECT * FROM source WHERE level > 0",
+        "--refresh",
+        "1h",
+    )
+    assert made.exit_code == 0, made.stderr
+
+    result = invoke(folder, "materialize", "/hot.series")
+
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0].startswith("✓ /hot.series: 1441 rows; 1 version(s)")
+    pond = Pond.open(str(folder / ".pond"))
+    assert pond.describe("/hot.series")["versions"][-1]["rows"] == 1441

@@ -268,13 +268,13 @@ BAD_FILES = {
         "pond: ./.pond\nnodez:\n" + NODE,
         2,
         "nodez",
-        "unknown key; top-level keys are pond and nodes",
+        "unknown key; top-level keys are pond, schedules and nodes",
     ),
     "unknown node key": (
         "nodes:\n" + NODE + "    colour: red\n",
         5,
         "nodes./a.colour",
-        "unknown key; node keys are factory, config, description, refresh, schema",
+        "unknown key; node keys are factory, config, description, refresh, automation, schema",
     ),
     "duplicate path": (
         "nodes:\n" + NODE + NODE,
@@ -324,6 +324,24 @@ BAD_FILES = {
         5,
         "nodes./a.refresh",
         "'15 3 *' is not a five-field cron expression",
+    ),
+    "bad automation": (
+        "nodes:\n" + NODE + "    automation: lazy\n",
+        5,
+        "nodes./a.automation",
+        "Input should be 'eager' or 'on_cron'",
+    ),
+    "on_cron without refresh": (
+        "nodes:\n" + NODE + "    automation: on_cron\n",
+        5,
+        "nodes./a.automation",
+        "automation: on_cron needs a refresh (its cron)",
+    ),
+    "bad schedules": (
+        "pond: ./.pond\nschedules: paused\nnodes:\n" + NODE,
+        2,
+        "schedules",
+        "Input should be 'running' or 'stopped'",
     ),
     "derivation cycle": (
         "nodes:\n"
@@ -394,26 +412,42 @@ def test_materialize_all_runs_the_pipeline_and_the_log_shows_the_run_ids(folder)
 
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
+    # one run: Dagster orders it by the asset graph (each node after what it reads)
+    done = [line for line in lines if line.startswith("✓ ")]
+    order = [line.split(":")[0].removeprefix("✓ ") for line in done]
+    assert sorted(order) == sorted([*NODES, *ENTRIES])
+    by_path = dict(zip(order, done, strict=True))
     assert lines[0] == "✓ /sensor_logs: 3 version(s) written in txn 2"
     assert lines[1].startswith("✓ /processed/sensor_series: 216 rows; 4 version(s) written")
     # the directory writes its entries (214 rows: north's two fault rows dropped), so
-    # their own runs, right after, find them current
-    assert lines[2] == "✓ /clean: 214 rows; 4 version(s) written in txn 4"
-    assert lines[3:6] == [f"✓ {entry}: 0 version(s) written" for entry in ENTRIES]
+    # their own steps, right after, find them current
+    assert by_path["/clean"].startswith("✓ /clean: 214 rows; 4 version(s) written in txn ")
+    assert order[order.index("/clean") + 1 :][:3] == sorted(ENTRIES)
+    assert [by_path[entry] for entry in ENTRIES] == [
+        f"✓ {entry}: 0 version(s) written" for entry in ENTRIES
+    ]
     # 3 sites x (hourly + daily): 70 + 72 + 72 hours and 3 x 3 days, in 3 + 1 directories
-    assert lines[6] == "✓ /reduced: 223 rows; 10 version(s) written in txn 5"
-    assert lines[7].startswith("✓ /analytics/north_south.series: 72 rows; 1 version(s)")
-    assert lines[8].startswith("✓ /analytics/daily_summary.series: 9 rows; 1 version(s)")
-    assert lines[8].endswith("checks: schema passed, temporal_column passed")
-    assert lines[9].startswith("✓ /analytics/warm_days.series: 6 rows; 1 version(s)")
-    assert lines[10].startswith("✓ /reports/sensors.md: 1 version(s) written")
+    assert by_path["/reduced"].startswith("✓ /reduced: 223 rows; 10 version(s) written in txn ")
+    assert by_path["/analytics/north_south.series"].startswith(
+        "✓ /analytics/north_south.series: 72 rows; 1 version(s)"
+    )
+    summary = by_path["/analytics/daily_summary.series"]
+    assert summary.startswith("✓ /analytics/daily_summary.series: 9 rows; 1 version(s)")
+    assert summary.endswith("checks: schema passed, temporal_column passed")
+    assert by_path["/analytics/warm_days.series"].startswith(
+        "✓ /analytics/warm_days.series: 6 rows; 1 version(s)"
+    )
+    assert done[-1].startswith("✓ /reports/sensors.md: 1 version(s) written")
     assert "report: pond cat /reports/sensors.md" in result.stdout
     assert "dagster dev -w workspace.yaml" in lines[-1]
     log = folder.log()
     runs = [t for t in log if t["command"].startswith("materialize ")]
-    assert [t["command"] for t in runs] == [f"materialize {p}" for p in reversed(NODES)]
+    written = [p for p in reversed(order) if p not in ENTRIES]  # newest first
+    assert [t["command"] for t in runs] == [f"materialize {p}" for p in written]
+    for path, t in zip(written, runs, strict=True):  # each line names its transaction
+        assert by_path[path].split(" in txn ")[1].split(";")[0] == str(t["txn"])
     assert all(t.get("run_id") for t in runs)
-    assert len({t["run_id"] for t in runs}) == 8  # one in-process run per node
+    assert len({t["run_id"] for t in runs}) == 1  # one in-process run for the selection
     assert "run_id" not in log[-1]  # init
     table = invoke("--pond", str(folder.pond_path), "log", "--limit", "1").stdout
     assert runs[0]["run_id"] in table
@@ -485,7 +519,13 @@ def test_materialize_stops_at_a_failed_check_and_writes_nothing_for_it(folder):
     assert message.startswith("/analytics/daily_summary.series: schema checks failed")
     assert "avg_temp: less_than_or_equal_to(10.0)" in message
     assert "✗ /analytics/daily_summary.series" in result.stdout
-    assert "/analytics/warm_days.series" not in result.stdout  # stopped after the failure
+    # what reads it is skipped; the rest of the run still ran (and found nothing to do)
+    assert (
+        "- /analytics/warm_days.series: skipped, /analytics/daily_summary.series failed"
+        in result.stdout
+    )
+    assert "✓ /analytics/warm_days.series" not in result.stdout
+    assert "✓ /analytics/north_south.series: 0 version(s) written" in result.stdout
     assert folder.log() == before
 
 

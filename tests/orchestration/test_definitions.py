@@ -1,5 +1,5 @@
-"""The code location built from ``pond.yaml``: asset keys, dependencies, groups, external
-assets, metadata, schedules and crons; loading never writes."""
+"""The code location built from ``pond.yaml``: asset keys, dependencies, groups, observable
+source assets, metadata, schedules and crons; loading never writes."""
 
 import os
 import subprocess
@@ -130,6 +130,8 @@ def test_example_schedules_one_job_per_interval(example):
         "refresh_1h_schedule": "0 * * * *",
         "refresh_1d_schedule": "0 0 * * *",
     }
+    # running unless pond.yaml says `schedules: stopped`
+    assert {s.default_status for s in schedules.values()} == {dg.DefaultScheduleStatus.RUNNING}
     hourly = defs.resolve_job_def("refresh_1h")
     daily = defs.resolve_job_def("refresh_1d")
     assert {k.to_user_string() for k in hourly.asset_layer.executable_asset_keys} == {
@@ -229,7 +231,7 @@ def test_a_node_reading_a_glob_of_dynamic_files_depends_on_each(example):
     assert graph["exports/all_table"]["group"] == "exports"
 
 
-def test_static_files_a_node_reads_become_external_assets(project):
+def test_static_files_a_node_reads_become_observable_source_assets(project):
     pond = Pond.create(str(project.pond_path))
     readings = pa.table({"ts": pa.array([1, 2], pa.timestamp("us")), "v": [1.0, 2.0]})
     pond.write_table("/raw/readings.series", readings, "series", parents=True)
@@ -248,6 +250,12 @@ nodes:
     assert graph["derived/high_series"]["deps"] == ["raw/readings_series"]
     external = graph["raw/readings_series"]
     assert not external["materializable"]
+    assert (
+        project.definitions()
+        .resolve_asset_graph()
+        .get(asset_key("/raw/readings.series"))
+        .is_observable
+    )
     assert external["metadata"]["pond/path"] == "/raw/readings.series"
     assert external["group"] == "raw"
     assert "raw/stations_table" not in graph  # read by no node

@@ -558,7 +558,7 @@ def test_a_schema_on_the_join_fails_and_nothing_of_it_lands(project):
     assert found["joined_series", "temporal_column"].passed
     schema = found["joined_series", "schema"]
     assert not schema.passed
-    assert schema.description == "failed on column(s) north.temperature.avg"
+    assert schema.description.startswith("failed: column north.temperature.avg: ")
     (failure,) = schema.metadata["failures"].value
     assert (failure["path"], failure["column"], failure["check"]) == (
         "/joined.series",

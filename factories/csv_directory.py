@@ -5,7 +5,9 @@
       pattern: /inbox/*.csv
       type: series                     # or table (default)
       temporal_column: ts              # series: the timestamp column (default: timestamp)
-      schema: {value: double}          # optional type overrides for every file
+      schema:                          # optional type overrides for every file
+        value: double
+        date: {type: timestamp, format: "%Y%m%d"}   # DuckDB strptime
       cache_ttl: 6h                    # optional
 
 The listing is made when the directory is read: ``/inbox/north.csv`` appears as the

@@ -1,7 +1,8 @@
 """What several factories share about tables and series, so no factory imports another.
 
 - the time column: its default name and its config field (``TimeColumn``);
-- column types: the type names a config may write (``COLUMN_TYPES``) and their check;
+- column types: the type names a config may write (``COLUMN_TYPES``) and their check,
+  and a ``schema`` entry's long form with a time format (``ColumnSpec``);
 - the CSV conversion settings (``CsvConversion``) and the ``csv_to_parquet`` config a
   ``csv_directory`` lists its children with;
 - the renaming rules of ``column_rename`` (its config, ``rename_columns``,
@@ -37,6 +38,7 @@ __all__ = [
     "Aggregation",
     "AggregationType",
     "ColumnRenameConfig",
+    "ColumnSpec",
     "ColumnTypes",
     "CsvConversion",
     "CsvToParquetConfig",
@@ -49,6 +51,7 @@ __all__ = [
     "TemporalBucketConfig",
     "TimeColumn",
     "check_column_types",
+    "column_spec",
     "column_type",
     "file_stem",
     "join_on_time",
@@ -100,7 +103,40 @@ COLUMN_TYPES: dict[str, pa.DataType] = {
 """The type names a ``schema`` override or a rule's ``cast`` accepts (DuckDB's
 spellings), as Arrow types."""
 
-ColumnTypes = dict[str, str]
+TIME_TYPES = ("timestamp", "timestamptz", "date")
+"""The types a ``format`` applies to."""
+
+
+class ColumnSpec(PondModel):
+    """The long form of a ``schema`` entry: a type and the format its text is written in,
+    e.g. ``{type: timestamp, format: "%Y%m%d"}``."""
+
+    type: str
+    format: str | None = Field(default=None, min_length=1)
+    """A DuckDB ``strptime`` format (``%Y%m%d``, ``%b %d %Y``, ``%d.%m.%Y %H:%M``) for a
+    timestamp, timestamptz or date column; with ``%z`` the text carries its offset."""
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        return column_type(value)
+
+    @model_validator(mode="after")
+    def _format_for_times(self) -> Self:
+        if self.format is not None and self.type not in TIME_TYPES:
+            raise ValueError(
+                f"'format' applies to {', '.join(TIME_TYPES)}, not {self.type}; remove it"
+            )
+        return self
+
+
+ColumnTypes = dict[str, str | ColumnSpec]
+"""``schema:``: column → a type name, or a ``ColumnSpec`` (type and format)."""
+
+
+def column_spec(entry: str | ColumnSpec) -> ColumnSpec:
+    """A ``schema`` entry in its long form."""
+    return entry if isinstance(entry, ColumnSpec) else ColumnSpec(type=entry)
 
 
 def column_type(type_name: str) -> str:
@@ -119,8 +155,11 @@ def check_column_types(value: ColumnTypes | None) -> ColumnTypes | None:
     """Lower-cases the type names; an unknown one is an error naming its column."""
     if value is None:
         return None
-    normalized = {}
+    normalized: ColumnTypes = {}
     for column, type_name in value.items():
+        if isinstance(type_name, ColumnSpec):
+            normalized[column] = type_name  # validated as it was made
+            continue
         try:
             normalized[column] = column_type(type_name)
         except ValueError as exc:
@@ -139,7 +178,8 @@ class CsvConversion(FactoryConfig):
     temporal_column: str | None = None
     """For a series: its timestamp column (default ``timestamp``)."""
     schema_: ColumnTypes | None = Field(default=None, alias="schema")
-    """Column → type overrides, e.g. ``{value: double, ts: timestamp}``."""
+    """Column → type overrides, e.g. ``{value: double, ts: timestamp}``; a time column
+    written another way takes its format: ``{date: {type: timestamp, format: "%Y%m%d"}}``."""
     cache_ttl: Duration | None = None
     """How long a converted file may be reused (it is redone anyway when the CSV changes)."""
 
@@ -147,6 +187,12 @@ class CsvConversion(FactoryConfig):
     @classmethod
     def _known_types(cls, value: ColumnTypes | None) -> ColumnTypes | None:
         return check_column_types(value)
+
+    @property
+    def formats(self) -> dict[str, str]:
+        """Column → the ``strptime`` format its text is parsed with."""
+        specs = {c: column_spec(entry) for c, entry in (self.schema_ or {}).items()}
+        return {c: spec.format for c, spec in specs.items() if spec.format is not None}
 
     @model_validator(mode="after")
     def _temporal_column_for_series(self) -> Self:

@@ -15,6 +15,7 @@ __all__ = [
     "NotFoundError",
     "PondError",
     "QueryError",
+    "StorageError",
 ]
 
 
@@ -75,3 +76,19 @@ class CheckFailedError(PondError):
 
 class CorruptionError(PondError):
     """Stored bytes do not match their checksum, or a stored part is missing or damaged."""
+
+
+class StorageError(PondError):
+    """The pond's storage refused a write: no space left, no permission, a read-only
+    file system, an I/O error. ``errno`` is the operating system's error number."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        subject: str | None = None,
+        hint: str | None = None,
+        errno: int | None = None,
+    ):
+        self.errno = errno
+        super().__init__(reason, subject=subject, hint=hint)

@@ -176,8 +176,9 @@ class FactoryContext(Protocol):
         """A data file's bytes."""
         ...
 
-    def read_csv(self, path: str) -> pa.Table:
-        """A CSV data file in the pond as a table (types inferred by DuckDB)."""
+    def read_csv(self, path: str, *, formats: dict[str, str] | None = None) -> pa.Table:
+        """A CSV data file in the pond as a table (types inferred by DuckDB); ``formats``
+        maps columns to DuckDB ``strptime`` formats their text is parsed with."""
         ...
 
     def query(self, sql: str, tables: dict[str, str]) -> pa.Table:

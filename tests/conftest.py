@@ -9,7 +9,10 @@
     /latest -> /sensors/readings.series   symlink (txn 2)
 """
 
-from collections.abc import Callable
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +28,35 @@ from pond_pipeline.cli.main import cli
 BASE_TIME = datetime(2024, 1, 1, tzinfo=UTC)
 READINGS_PER_VERSION = 4
 NOTES = b"field notes\nsensor 7 replaced on day 2\n"
+
+
+def _dead_spill_folders() -> set[str]:
+    """``pond-duckdb-*`` folders in the system temp folder whose process is gone."""
+    left = set()
+    for entry in os.scandir(tempfile.gettempdir()):
+        if not entry.name.startswith("pond-duckdb-"):
+            continue
+        match = re.match(r"^pond-duckdb-\d+-(\d+)-\d+$", entry.name)
+        if match is not None:
+            try:
+                os.kill(int(match[1]), 0)
+                continue  # its process still runs (another xdist worker, this one)
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        left.add(entry.name)
+    return left
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_spill_folders_left() -> Iterator[None]:
+    """DuckDB spill folders do not outlive their processes (issue 12): none left by
+    this run's processes (other runs on the machine may have left some: compared)."""
+    before = _dead_spill_folders()
+    yield
+    left = _dead_spill_folders() - before
+    assert not left, f"spill folders left behind in {tempfile.gettempdir()}: {sorted(left)}"
 
 
 def readings(version: int, rows: int = READINGS_PER_VERSION) -> pa.Table:

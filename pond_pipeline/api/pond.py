@@ -1,9 +1,13 @@
 """``Pond``: open or create a pond, read any node, query it, check it, and change it in
 transactions (one Delta commit each, under the write lock)."""
 
+import errno
+import os
+import shutil
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -20,6 +24,8 @@ from pond_pipeline.errors import (
     ConfigError,
     ConflictError,
     NotFoundError,
+    PondError,
+    StorageError,
 )
 from pond_pipeline.factory import EntryType
 from pond_pipeline.fs.nodes import (
@@ -31,8 +37,14 @@ from pond_pipeline.fs.reader import PayloadReader
 from pond_pipeline.fs.transaction import Transaction
 from pond_pipeline.fs.tree import Snapshot, TreeView
 from pond_pipeline.fs.verify import VerifyReport, collect_garbage, verify_pond
-from pond_pipeline.query.engine import SqlSession, referenced_tables, with_bindings
+from pond_pipeline.query.engine import (
+    SqlSession,
+    referenced_tables,
+    with_bindings,
+    zoneless_columns,
+)
 from pond_pipeline.store.blobs import BlobStore
+from pond_pipeline.store.io_errors import storage_error
 from pond_pipeline.store.location import PondLocation
 from pond_pipeline.store.lock import write_lock
 from pond_pipeline.store.oplog import Oplog, OplogRecord, TransactionInfo
@@ -65,22 +77,49 @@ class Pond:
         location = PondLocation.parse(uri)
         if Oplog.exists(location):
             raise ConflictError("a pond already exists here", subject=location.uri)
-        location.root.mkdir(parents=True, exist_ok=True)
-        settings = PondSettings(inline_threshold=inline_threshold)
-        settings.write(location.root / SETTINGS_FILE)
-        oplog = Oplog.create(location)
-        root = OplogRecord(
-            part_id=ROOT_ID,
-            node_id=ROOT_ID,
-            entry_type=EntryType.DIRECTORY.value,
-            version=1,
-            txn_seq=1,
-            timestamp=datetime.now().astimezone(),
-            content=encode_listing({}),
-            size=0,
+        parts = (
+            location.root / SETTINGS_FILE,
+            location.oplog,
+            location.scratch,
+            location.lock_file,
+            location.root / _STAGING,
         )
-        info = TransactionInfo(1, root.timestamp, "init", ["/"])
-        oplog.append([root], expected_version=oplog.version(), info=info)
+        existed = location.root.exists(), [part.exists() for part in parts]
+        settings = PondSettings(inline_threshold=inline_threshold)
+        timeout = (options or PondOptions()).lock_timeout
+        try:
+            location.root.mkdir(parents=True, exist_ok=True)
+            with write_lock(location.lock_file, timeout, holder="init"):
+                if Oplog.exists(location):  # another init finished while this one waited
+                    raise ConflictError("a pond already exists here", subject=location.uri)
+                settings.write(location.root / SETTINGS_FILE)
+                _create_oplog(location)
+        except (OSError, StorageError) as exc:
+            failure = storage_error(
+                exc,
+                pond=location.uri,
+                root=location.root,
+                writing="the new pond",
+                outcome="no pond was created",
+            )
+            if failure is None:
+                raise
+            # the storage refused: undo the half-made pond, so that `pond init` can be
+            # run again once there is space (or permission)
+            if not existed[0]:
+                shutil.rmtree(location.root, ignore_errors=True)
+            else:
+                for part, was_there in zip(parts, existed[1], strict=True):
+                    if not was_there:
+                        _remove(part)
+            if failure is exc:
+                failure = StorageError(
+                    failure.reason,
+                    subject=failure.subject,
+                    hint=_init_hint(failure),
+                    errno=failure.errno,
+                )
+            raise failure from exc
         return cls(location, settings, options)
 
     @classmethod
@@ -156,20 +195,38 @@ class Pond:
     def transaction(
         self, command: str = "", *, run_id: str | None = None
     ) -> Iterator["PondTransaction"]:
-        """All changes in the block become one commit, or none (on any exception)."""
-        with write_lock(self.location.lock_file, self.lock_timeout, holder=command):
-            self._snapshot = None
-            snapshot = self.snapshot()
-            changes = Transaction(
-                snapshot, self.blobs, command=command, inline_threshold=self.inline_threshold
+        """All changes in the block become one commit, or none (on any exception).
+
+        A write the storage refuses (disk full, no permission, read-only) raises one
+        ``StorageError`` naming the pond, what was being written and what to do."""
+        try:
+            with write_lock(self.location.lock_file, self.lock_timeout, holder=command):
+                self._snapshot = None
+                snapshot = self.snapshot()
+                changes = Transaction(
+                    snapshot, self.blobs, command=command, inline_threshold=self.inline_threshold
+                )
+                yield PondTransaction(self, changes)
+                records = changes.finish()
+                if records:
+                    touched = _unique(changes.touched)
+                    info = TransactionInfo(changes.txn_seq, changes.now, command, touched, run_id)
+                    self.oplog.append(records, expected_version=snapshot.delta_version, info=info)
+                self._snapshot = None
+        except (OSError, ConfigError) as exc:
+            # an OSError, or bad input that was really the storage failing (DuckDB
+            # writing a converted CSV to a full disk reports an IO Error)
+            failure = self.storage_error(
+                exc, writing=f"transaction `{command}`" if command else "a transaction"
             )
-            yield PondTransaction(self, changes)
-            records = changes.finish()
-            if records:
-                touched = _unique(changes.touched)
-                info = TransactionInfo(changes.txn_seq, changes.now, command, touched, run_id)
-                self.oplog.append(records, expected_version=snapshot.delta_version, info=info)
+            if failure is None:
+                raise
             self._snapshot = None
+            raise failure from exc
+
+    def storage_error(self, exc: BaseException, *, writing: str) -> StorageError | None:
+        """``exc`` as a ``StorageError`` of this pond, if the storage refused a write."""
+        return storage_error(exc, pond=self.location.uri, root=self.location.root, writing=writing)
 
     # -- reading ----------------------------------------------------------------------------
     def node(self, path: str, *, at: int | None = None, follow: bool = True) -> Node:
@@ -288,7 +345,10 @@ class Pond:
             result["target"] = resolver.view.symlink_target(node.node_id, node.path)
         if node.entry_type.is_tabular:
             schema = resolver.schema(node)
-            result["schema"] = [{"name": f.name, "type": str(f.type)} for f in schema]
+            result["schema"] = [_described_column(f) for f in schema]
+            zoneless = zoneless_columns(schema)
+            if zoneless:  # recorded by the CSV conversion
+                result["zoneless_utc"] = zoneless
             result["time_column"] = resolver.time_column(node)
         result["versions"] = [
             {
@@ -309,7 +369,12 @@ class Pond:
 
     def verify(self) -> VerifyReport:
         """Check every stored part and report what is damaged (see ``fs.verify``)."""
-        return verify_pond(self.oplog, self.blobs, lambda: _fresh_snapshot(self))
+        return verify_pond(
+            self.oplog,
+            self.blobs,
+            lambda: _fresh_snapshot(self),
+            damaged_cache=self.cache.damaged_entries,
+        )
 
     def gc(self) -> list[str]:
         """Remove what interrupted writers left; returns the removed blobs (``fs.verify``)."""
@@ -377,6 +442,58 @@ def _iso_micros(value: int | None) -> str | None:
     return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=value)).isoformat()
 
 
+_STAGING = ".init"
+"""Where ``pond init`` builds the oplog (under the write lock) before renaming it into
+place, so that no reader ever sees an oplog without its root directory."""
+
+
+def _create_oplog(location: PondLocation) -> None:
+    """The oplog with its first transaction (the empty root), appearing at once."""
+    staging = location.root / _STAGING
+    shutil.rmtree(staging, ignore_errors=True)  # left by an init that was killed
+    staged = PondLocation(location.uri, staging)
+    oplog = Oplog.create(staged)
+    root = OplogRecord(
+        part_id=ROOT_ID,
+        node_id=ROOT_ID,
+        entry_type=EntryType.DIRECTORY.value,
+        version=1,
+        txn_seq=1,
+        timestamp=datetime.now().astimezone(),
+        content=encode_listing({}),
+        size=0,
+    )
+    info = TransactionInfo(1, root.timestamp, "init", ["/"])
+    oplog.append([root], expected_version=oplog.version(), info=info)
+    try:
+        os.rename(staged.oplog, location.oplog)  # replaces an empty folder only
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ConflictError(
+            "oplog/ exists and is not a pond's oplog",
+            subject=location.uri,
+            hint="choose another folder, or move it away",
+        ) from exc
+    staging.rmdir()
+
+
+def _remove(part: Path) -> None:
+    """Delete a file or folder ``pond init`` made, if it can."""
+    if part.is_dir():
+        shutil.rmtree(part, ignore_errors=True)
+    else:
+        with suppress(OSError):
+            part.unlink(missing_ok=True)
+
+
+def _init_hint(failure: PondError) -> str:
+    """A commit's hint (``... the pond is unchanged``), said of a pond not created."""
+    hint = failure.hint or ""
+    return hint.rsplit(";", 1)[0] + "; no pond was created" if ";" in hint else hint
+
+
 def _fresh_snapshot(pond: Pond) -> Snapshot:
     """The pond's snapshot read afresh (for verify and gc)."""
     pond._snapshot = None
@@ -385,3 +502,11 @@ def _fresh_snapshot(pond: Pond) -> Snapshot:
 
 def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+def _described_column(field: pa.Field) -> dict[str, str]:
+    """A column's name and type; a timestamp without zone says it is read as UTC."""
+    described = {"name": field.name, "type": str(field.type)}
+    if pa.types.is_timestamp(field.type) and field.type.tz is None:
+        described["zone"] = "UTC"
+    return described

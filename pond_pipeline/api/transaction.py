@@ -16,6 +16,7 @@ from pond_pipeline.dynamic.nodes import Node
 from pond_pipeline.dynamic.resolve import Resolver, dynamic_paths
 from pond_pipeline.errors import (
     ConfigError,
+    CorruptionError,
     NotFoundError,
 )
 from pond_pipeline.factory import EntryType, Factory, FactoryConfig, HostFile
@@ -25,7 +26,7 @@ from pond_pipeline.fs.nodes import (
 )
 from pond_pipeline.fs.payloads import Payload, describe_parquet
 from pond_pipeline.fs.transaction import Transaction
-from pond_pipeline.store.blobs import sha256_bytes, sha256_file
+from pond_pipeline.store.blobs import changed_while_reading, sha256_bytes, sha256_file
 from pond_pipeline.store.oplog import OplogRecord
 
 if TYPE_CHECKING:
@@ -184,12 +185,7 @@ class PondTransaction:
         if isinstance(content, bytes):
             payload = Payload(content, len(content), sha256_bytes(content))
         else:
-            payload = describe_parquet(
-                content,
-                node.entry_type,
-                time_column=time_column,
-                subject=node.path,
-            )
+            payload = self._produced_parquet(node, content, time_column)
         config = registry.encode_config(node.raw_config)
         merged = {**payload.attributes, **attributes}
         if listed_in is not None:
@@ -263,6 +259,7 @@ class PondTransaction:
         already holds that file (same sha256) or, for a series, every row of it."""
         assert directory.node_id is not None
         child_path = paths.join(directory.path, host.name)
+        before = host_files.file_state(host.path)
         sha = sha256_file(host.path)
         entry = self._changes.listing(directory.node_id).get(host.name)
         existing = self.node(child_path) if entry is not None else None
@@ -277,11 +274,18 @@ class PondTransaction:
                     hint="change the node's type back or remove the file first",
                 )
         base = self._series_base(existing) if host.entry_type is EntryType.SERIES else None
-        payload: Payload | None = host_files.host_payload(
+        imported = host_files.host_payload(
             self.pond.blobs, host.path, host.entry_type, base, time_column=host.time_column
         )
-        if base is not None and payload is not None:
-            payload = host_files.rows_after(self.pond.blobs, payload, base)
+        if host.entry_type is EntryType.DATA:
+            sha = imported.sha256  # the bytes stored, even if the file changed since hashing
+        elif host_files.file_state(host.path) != before:  # converted from other bytes
+            if imported.owned and isinstance(imported.source, Path):
+                imported.source.unlink(missing_ok=True)
+            raise changed_while_reading(host.path)
+        payload: Payload | None = imported
+        if base is not None:
+            payload = host_files.rows_after(self.pond.blobs, imported, base)
         if payload is None:  # nothing after what the series holds: nothing to append
             return sha, None
         record = self._changes.write_child(
@@ -295,6 +299,31 @@ class PondTransaction:
         return sha, record
 
     # -- internals --------------------------------------------------------------------------
+    def _produced_parquet(self, node: Node, content: Path, time_column: str | None) -> Payload:
+        """A produced Parquet file as a payload: copied into a scratch file in one hashing
+        read. A cache entry whose copy does not hash to its recorded checksum changed
+        after it was checked (it is dropped, and the materialization fails); the pages of
+        a file not from the cache are checked."""
+        scratch, sha, _ = self.pond.blobs.copy_to_scratch(content, ".parquet")
+        recorded = self.pond.cache.recorded_sha256(content)
+        if recorded is not None and recorded != sha:
+            scratch.unlink(missing_ok=True)
+            self.pond.cache.drop(content)
+            raise CorruptionError(
+                "its cache entry changed while it was read",
+                subject=node.path,
+                hint="materialize it again (the entry was dropped and is recomputed)",
+            )
+        return describe_parquet(
+            scratch,
+            node.entry_type,
+            time_column=time_column,
+            subject=node.path,
+            owned=True,
+            sha256=sha,
+            check_pages=recorded is None,
+        )
+
     def dynamic_nodes(self) -> list[DynamicNode]:
         """``Pond.dynamic_nodes`` as this transaction leaves the pond."""
         return dynamic_nodes_of(self.resolver())

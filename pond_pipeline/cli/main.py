@@ -23,6 +23,8 @@ from pond_pipeline.cli import output
 from pond_pipeline.errors import ConfigError, NotFoundError, PondError
 from pond_pipeline.factory import EntryType
 from pond_pipeline.project import pond_yaml
+from pond_pipeline.store.io_errors import storage_error
+from pond_pipeline.store.location import PondLocation
 
 SMALL_IMPORT_BYTES = 8 * 1024 * 1024
 
@@ -51,6 +53,20 @@ class PondGroup(click.Group):
             if ctx.meta.get("pond.debug"):
                 raise
             raise PondCommandError(error) from error
+        except OSError as exc:  # a write the storage refused, wherever it happened
+            chosen = ctx.obj if isinstance(ctx.obj, Settings) else None
+            failure = storage_error(exc, pond=chosen.uri if chosen else None, root=_root(chosen))
+            if failure is None or ctx.meta.get("pond.debug"):
+                raise
+            raise PondCommandError(failure) from exc
+
+
+def _root(chosen: "Settings | None") -> Path | None:
+    """The pond's folder, to name the part of it a failed write was for."""
+    try:
+        return PondLocation.parse(chosen.uri).root if chosen and chosen.uri else None
+    except PondError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -212,6 +228,7 @@ def copy(
             bar.update(task, completed=done + size * min(percent, 100.0) / 100.0)
 
         done = 0
+        imported: list[str] = []
         for source in sources:
             size = Path(source).stat().st_size if Path(source).is_file() else 0
             record = tx.copy(
@@ -224,9 +241,9 @@ def copy(
             )
             done += size
             bar.update(task, completed=done)
-            click.echo(
-                f"{Path(source).name} -> {record.entry_type} version {record.version}", err=True
-            )
+            imported.append(f"{Path(source).name} -> {record.entry_type} version {record.version}")
+    for line in imported:  # only once the transaction committed
+        click.echo(line, err=True)
 
 
 @cli.command("list")
@@ -350,7 +367,13 @@ def describe(ctx: click.Context, path: str, fmt: str, at: int | None) -> None:
         con.print("schema:")
         for column in info["schema"]:
             marker = "  (time column)" if column["name"] == info.get("time_column") else ""
-            con.print(f"  {column['name']}: {column['type']}{marker}", markup=False)
+            zone = "  (no zone: UTC)" if column.get("zone") else ""
+            con.print(f"  {column['name']}: {column['type']}{zone}{marker}", markup=False)
+        if info.get("zoneless_utc"):
+            con.print(
+                f"zone-less times were read as UTC: {', '.join(info['zoneless_utc'])}",
+                markup=False,
+            )
     if info["versions"]:
         con.print("versions:")
         output.print_records(
@@ -595,21 +618,29 @@ def apply(ctx: click.Context, file: str | None, dry_run: bool, prune: bool) -> N
 def materialize_(
     ctx: click.Context, paths: tuple[str, ...], everything: bool, config_path: str | None
 ) -> None:
-    """Run dynamic nodes through Dagster, in process, and write their results to the pond."""
-    from pond_pipeline.orchestration.run import run_assets, selected_paths
+    """Run dynamic nodes through Dagster in one in-process run, recorded in the project's
+    Dagster instance (.dagster/ beside pond.yaml, or DAGSTER_HOME), and write their results
+    to the pond."""
+    from pond_pipeline.orchestration.instance import dagster_home, open_instance
+    from pond_pipeline.orchestration.run import prepare_run, run_assets
     from pond_pipeline.project import pipeline as pipelines
 
     pipeline = pipelines.load(config_path)  # read once, handed to the definitions
-    chosen = selected_paths(pipeline, paths, everything)
+    prepared = prepare_run(
+        pipeline, paths, everything=everything, pond_uri=settings(ctx).uri or None
+    )
     con = output.console()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        console=con,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("materializing", total=len(chosen))
+    with (
+        open_instance(pipeline.project.folder) as instance,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            console=con,
+            transient=True,
+        ) as bar,
+    ):
+        task = bar.add_task("materializing", total=len(prepared.paths))
 
         def started(path: str) -> None:
             bar.update(task, description=f"materializing {path}")
@@ -618,16 +649,12 @@ def materialize_(
             bar.advance(task)
             con.print(_describe_run(run))
 
-        runs = run_assets(
-            pipeline,
-            chosen,
-            pond_uri=settings(ctx).uri or None,
-            on_start=started,
-            on_done=done,
-        )
-    failed = [r for r in runs if not r.success]
+        runs = run_assets(prepared, instance, on_start=started, on_done=done)
+    failed = [r for r in runs if not r.success and not r.is_skipped]
     if failed:
-        _exit(1, f"{failed[0].path}: {failed[0].error}")
+        for run in failed:
+            click.echo(f"Error: {one_line(f'{run.path}: {run.error}')}", err=True)
+        sys.exit(1)
     data_files = [
         r.path
         for r in runs
@@ -636,12 +663,18 @@ def materialize_(
     ]
     for path in data_files:
         con.print(f"report: [bold]pond cat {path}[/bold]")
-    con.print("open the UI: [bold]dagster dev -w workspace.yaml[/bold]")
+    home = dagster_home(pipeline.project.folder)  # made by open_instance
+    con.print(
+        f"open the UI: [bold]pond ui[/bold] (or [bold]DAGSTER_HOME={escape(str(home))} "
+        "dagster dev -w workspace.yaml[/bold])"
+    )
 
 
 def _describe_run(run: Any) -> str:
+    if run.is_skipped:
+        return f"[yellow]-[/yellow] {run.path}: skipped, {', '.join(run.skipped_for)} failed"
     if not run.success:
-        return f"[red]✗[/red] {run.path}: {run.error}"
+        return f"[red]✗[/red] {escape(run.path)}: failed (the error is below)"
     meta = run.metadata
     parts = []
     if "dagster/row_count" in meta:
@@ -657,6 +690,39 @@ def _describe_run(run: Any) -> str:
     if checks:
         parts.append(f"checks: {checks}")
     return f"[green]✓[/green] {run.path}: " + "; ".join(parts)
+
+
+@cli.command("ui")
+@click.option("--port", type=click.IntRange(1, 65535), default=3000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to serve on.")
+@click.option(
+    "--config", "config_path", help="The pipeline file (default: POND_CONFIG or ./pond.yaml)."
+)
+@click.pass_context
+def ui(ctx: click.Context, port: int, host: str, config_path: str | None) -> None:
+    """The Dagster UI and daemon (what `dagster dev` starts) on the project's workspace and
+    Dagster instance, until Ctrl-C."""
+    from pond_pipeline.orchestration.ui import serve_ui
+    from pond_pipeline.project import pipeline as pipelines
+
+    config = pipelines.project_file(config_path).resolve()
+    if not config.is_file():
+        raise NotFoundError(
+            "no such file",
+            subject=str(config),
+            hint="run from the folder holding pond.yaml, or pass --config / set POND_CONFIG",
+        )
+
+    def ready(url: str, home: Path, workspace: Path) -> None:
+        click.echo(
+            f"Dagster UI on {url} (Dagster home {home}, workspace {workspace}); Ctrl-C stops it"
+        )
+
+    code = serve_ui(
+        config, host=host, port=port, pond_uri=settings(ctx).uri or None, on_start=ready
+    )
+    if code:
+        _exit(code, f"dagster dev exited with code {code}; see its output above")
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import io
 import json
+import math
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -41,7 +42,8 @@ def write_rows(table: pa.Table | pa.RecordBatchReader, fmt: str) -> None:
         first = True
         for batch in reader:
             for row in pylist(batch):
-                out.write((b"" if first else b",\n") + json.dumps(row, default=jsonable).encode())
+                text = json.dumps(finite(row), default=jsonable, allow_nan=False)
+                out.write((b"" if first else b",\n") + text.encode())
                 first = False
         out.write(b"]\n")
     else:
@@ -81,7 +83,20 @@ def print_records(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Non
 
 
 def print_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, default=jsonable) + "\n")
+    text = json.dumps(finite(document), indent=2, default=jsonable, allow_nan=False)
+    sys.stdout.write(text + "\n")
+
+
+def finite(value: Any) -> Any:
+    """``value`` with NaN and ±Infinity as ``None``: JSON has no such numbers (Python's
+    ``NaN``/``Infinity`` tokens are refused by JSON parsers), so they are written null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
 
 
 def render(value: Any) -> str:

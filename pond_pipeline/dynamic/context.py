@@ -80,8 +80,8 @@ class NodeContext:
     def read_bytes(self, path: str) -> bytes:
         return self._reads.read_bytes(self._get(path))
 
-    def read_csv(self, path: str) -> pa.Table:
-        return self._reads.read_csv(self._get(path))
+    def read_csv(self, path: str, *, formats: dict[str, str] | None = None) -> pa.Table:
+        return self._reads.read_csv(self._get(path), formats=formats)
 
     def query(self, sql: str, tables: dict[str, str]) -> pa.Table:
         for pattern in tables.values():

@@ -52,12 +52,14 @@ class NodeReader:
     ) -> ds.Dataset:
         """A table or series as a pyarrow dataset (a series: the union of its versions)."""
         require_tabular(node)
+        column: str | None = None
         if node.is_dynamic:
             if version is not None:
-                raise ConfigError(
-                    "--version applies to static files and materialized versions", subject=node.path
-                )
-            dataset = self._dynamic_dataset(node)
+                record = materialized_version(node, version)
+                column = record.attributes.get("time_column")
+                dataset = self.reader.dataset([record], node.path)
+            else:
+                dataset = self._dynamic_dataset(node)
         else:
             records = _select_versions(node, version)
             schema = None
@@ -69,7 +71,7 @@ class NodeReader:
                     return ds.dataset(schema.empty_table())
             dataset = self.reader.dataset(records, node.path, schema)
         if window is not None:
-            column = self.time_column(node)
+            column = column or self.time_column(node)
             if column is None:
                 raise ConfigError("--time-start/--time-end apply to series", subject=node.path)
             dataset = dataset.filter(window.expression(column, dataset.schema.field(column).type))
@@ -83,14 +85,17 @@ class NodeReader:
         if node.entry_type is not EntryType.DATA:
             raise ConflictError(f"is a {node.entry_type.short}, not a data file", subject=node.path)
         if node.is_dynamic:
+            if version is not None:
+                return self.reader.read_bytes(materialized_version(node, version), node.path)
             record = self.production.materialized_record(node)
             if record is not None:  # materialized and its sources unchanged: static speed
                 return self.reader.read_bytes(record, node.path)
             return self.production.cached_output(node).read_bytes()
         return self.reader.read_bytes(_select_versions(node, version)[-1], node.path)
 
-    def read_csv(self, node: Node) -> pa.Table:
-        """A CSV data file as a table, types inferred by DuckDB."""
+    def read_csv(self, node: Node, *, formats: dict[str, str] | None = None) -> pa.Table:
+        """A CSV data file as a table, types inferred by DuckDB (``formats``: columns
+        parsed with a ``strptime`` format)."""
         if node.entry_type is not EntryType.DATA:
             raise ConflictError(
                 f"is a {node.entry_type.short}, not a CSV data file", subject=node.path
@@ -111,7 +116,7 @@ class NodeReader:
                 source = csv_path
             parquet_path = _scratch_path(self.scratch, ".parquet")
             temp_files.append(parquet_path)
-            csv_to_parquet(source, parquet_path, subject=node.path)
+            csv_to_parquet(source, parquet_path, subject=node.path, formats=formats)
             return pq.read_table(parquet_path)
         finally:
             for temp in temp_files:
@@ -149,6 +154,45 @@ def _select_versions(node: Node, version: int | None) -> list[OplogRecord]:
     if node.entry_type is EntryType.SERIES:
         return records
     return records[-1:]
+
+
+def materialized_version(node: Node, version: int) -> OplogRecord:
+    """Version ``version`` of a dynamic node, which a materialization wrote: its stored
+    rows or bytes, addressed as on a static file. A version that does not exist, or
+    holds only a config, is an error naming the versions there are."""
+    stored = [r.version for r in node.versions if r.blob]
+    if not stored:
+        raise NotFoundError(
+            "has no materialized versions to read with --version",
+            subject=node.path,
+            hint=f"`pond materialize {node.path}` writes one; without --version "
+            "its current content is read",
+        )
+    chosen = next((r for r in node.versions if r.version == version), None)
+    with_content = _spans(stored)
+    if chosen is None:
+        every = f"versions are 1..{node.versions[-1].version}"
+        if len(stored) < len(node.versions):
+            every += f" (materialized: {with_content})"
+        raise NotFoundError(f"no version {version}", subject=node.path, hint=every)
+    if not chosen.blob:
+        raise NotFoundError(
+            f"version {version} holds only a config, no materialized content",
+            subject=node.path,
+            hint=f"materialized versions are {with_content}",
+        )
+    return chosen
+
+
+def _spans(versions: list[int]) -> str:
+    """``[2, 3, 4, 7]`` as ``2..4, 7``."""
+    spans: list[list[int]] = []
+    for number in versions:
+        if spans and number == spans[-1][1] + 1:
+            spans[-1][1] = number
+        else:
+            spans.append([number, number])
+    return ", ".join(f"{a}..{b}" if a != b else str(a) for a, b in spans)
 
 
 def _scratch_path(folder: Path, suffix: str) -> Path:

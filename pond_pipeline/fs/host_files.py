@@ -10,11 +10,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pond_pipeline.errors import ConfigError, PondError
+from pond_pipeline.errors import ConfigError
 from pond_pipeline.factory import EntryType
 from pond_pipeline.fs.payloads import Payload, describe_parquet, unify_series_schema
 from pond_pipeline.query.engine import csv_to_parquet
-from pond_pipeline.store.blobs import BlobStore, sha256_file
+from pond_pipeline.store.blobs import BlobStore, changed_while_reading
 
 TABULAR_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -74,18 +74,42 @@ def host_payload(
     on_progress: Callable[[float], None] | None = None,
 ) -> Payload:
     """A host file as a payload of ``kind``: bytes kept exactly, or Parquet (CSV is
-    converted by DuckDB); with ``base``, an append checked against that series."""
+    converted by DuckDB); with ``base``, an append checked against that series.
+
+    The payload is always a scratch file read once from ``source`` (a byte copy hashed
+    while copied, or DuckDB's Parquet), so its sha256 names exactly the bytes stored; a
+    source seen to change meanwhile is refused (``changed_while_reading``)."""
     if kind is EntryType.DATA:
-        return Payload(source, source.stat().st_size, sha256_file(source))
-    if format_of(source) != "csv":
-        return parquet_payload(source, kind, base, time_column, owned=False, subject=str(source))
+        scratch, sha, size = blobs.copy_to_scratch(source)
+        return Payload(scratch, size, sha, owned=True)
+    if format_of(source) != "csv":  # a user's Parquet file: checked page by page
+        scratch, sha, _ = blobs.copy_to_scratch(source, ".parquet")
+        return parquet_payload(
+            scratch,
+            kind,
+            base,
+            time_column,
+            owned=True,
+            subject=str(source),
+            sha256=sha,
+            check_pages=True,
+        )
     scratch = blobs.scratch_file(".parquet")
     try:
+        before = file_state(source)
         csv_to_parquet(source, scratch, subject=str(source), on_progress=on_progress)
-    except PondError:
+        if file_state(source) != before:
+            raise changed_while_reading(source)
+    except BaseException:
         scratch.unlink(missing_ok=True)
         raise
     return parquet_payload(scratch, kind, base, time_column, owned=True, subject=str(source))
+
+
+def file_state(source: Path) -> tuple[int, int, int]:
+    """What changes when a file is written or replaced: (inode, size, mtime in ns)."""
+    stat = source.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def parquet_payload(
@@ -96,9 +120,12 @@ def parquet_payload(
     *,
     owned: bool,
     subject: str,
+    sha256: str | None = None,
+    check_pages: bool | None = None,
 ) -> Payload:
     """A Parquet file as a payload (its event range read for a series); an ``owned``
-    file is removed when it is refused."""
+    file is removed when it is refused. ``sha256`` and ``check_pages``: as for
+    ``describe_parquet``."""
     try:
         if base is not None:
             current = base.time_column
@@ -115,6 +142,8 @@ def parquet_payload(
             time_column=time_column,
             subject=subject,
             owned=owned,
+            sha256=sha256,
+            check_pages=check_pages,
         )
         if base is not None:
             unify_series_schema(base.schema(), pq.read_schema(source), base.path)

@@ -33,7 +33,11 @@ class Payload:
 
 
 def encode_schema(schema: pa.Schema) -> str:
-    return base64.b64encode(schema.remove_metadata().serialize().to_pybytes()).decode()
+    """The schema without its metadata, but for pond's own keys (``pond.zoneless_utc``:
+    the columns a CSV conversion read from zone-less text, as UTC)."""
+    kept = {k: v for k, v in (schema.metadata or {}).items() if k.startswith(b"pond.")}
+    schema = schema.with_metadata(kept) if kept else schema.remove_metadata()
+    return base64.b64encode(schema.serialize().to_pybytes()).decode()
 
 
 def decode_schema(text: str) -> pa.Schema:
@@ -127,18 +131,21 @@ def describe_parquet(
     time_column: str | None,
     subject: str,
     owned: bool = False,
+    sha256: str | None = None,
+    check_pages: bool | None = None,
 ) -> Payload:
     """A table/series payload: size, sha256, schema, rows and (series) temporal range of
-    a Parquet file.
+    a Parquet file. ``sha256``: the file's, when its writer hashed it while writing.
 
-    A Parquet file that is not the pond's own (``owned=False``: a user's file) is read
-    through once, so a damaged page is refused here rather than failing every read.
+    A Parquet file that is not the pond's own (``check_pages``, by default when not
+    ``owned``: a user's file) is read through once, so a damaged page is refused here
+    rather than failing every read.
     """
-    size, sha256 = source.stat().st_size, sha256_file(source)
+    size, sha256 = source.stat().st_size, sha256 or sha256_file(source)
     try:
         parquet = pq.ParquetFile(source)
         schema = parquet.schema_arrow
-        if not owned:
+        if check_pages if check_pages is not None else not owned:
             check_readable(parquet)
     except (pa.ArrowException, OSError) as exc:
         raise ConfigError(

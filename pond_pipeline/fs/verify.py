@@ -1,7 +1,8 @@
 """``pond verify`` and ``pond gc`` over a whole pond: what is damaged, and what is left over.
 
 ``verify_pond`` checks every stored part: the oplog's files (``store.integrity``),
-every blob against its sha256, and that every listing decodes and names live nodes.
+every blob against its sha256, that every listing decodes and names live nodes, and
+(given the check) the cache's entries against their recorded sha256.
 What interrupted writers leave behind (unreferenced blobs, oplog files no commit
 references, commits without checksums) is a note, which ``collect_garbage`` clears.
 """
@@ -32,6 +33,8 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     unreferenced_blobs: list[str] = field(default_factory=list)
+    damaged_cache: list[str] = field(default_factory=list)
+    """Cache entries (relative to ``cache/``) failing their checksum."""
     checked: int = 0
 
     @property
@@ -39,14 +42,33 @@ class VerifyReport:
         return not self.problems
 
 
-def verify_pond(oplog: Oplog, blobs: BlobStore, load_snapshot: LoadSnapshot) -> VerifyReport:
+def verify_pond(
+    oplog: Oplog,
+    blobs: BlobStore,
+    load_snapshot: LoadSnapshot,
+    damaged_cache: Callable[[], list[str]] | None = None,
+) -> VerifyReport:
     """Check every stored part: the oplog's files (commits, checkpoints, data files,
-    inline payloads), every blob's checksum, and that every listing entry is live.
+    inline payloads), every blob's checksum, and that every listing entry is live;
+    ``damaged_cache`` lists the cache entries that fail their checksum.
 
     Problems name the node and version, or the damaged file. Unreferenced blobs and
-    files left by interrupted commits are notes: `gc` removes them.
+    files left by interrupted commits are notes: `gc` removes them. A damaged cache
+    entry is a note too: the cache is derived, and a damaged entry is never served (a
+    read drops and recomputes it), so nothing stored is lost; `pond cache clear`
+    removes it.
     """
     report = VerifyReport()
+    if damaged_cache is not None:
+        report.damaged_cache = damaged_cache()
+        if report.damaged_cache:
+            report.notes.append(
+                f"{len(report.damaged_cache)} damaged cache entr"
+                f"{'y' if len(report.damaged_cache) == 1 else 'ies'} "
+                f"(cache/{report.damaged_cache[0]}), never served: a read drops and "
+                "recomputes it; `pond cache clear` removes them (damage there may mean "
+                "a failing disk)"
+            )
     found = oplog.integrity.check()
     try:
         snapshot: Snapshot | None = load_snapshot()

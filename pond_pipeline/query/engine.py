@@ -12,7 +12,7 @@ import csv
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -208,15 +208,109 @@ def _sandbox(con: Any) -> None:
     con.execute("SET lock_configuration=true")
 
 
+SPILL_PREFIX = "pond-duckdb-"
+_SPILL_NAME = re.compile(r"^pond-duckdb-(\d+)-(\d+)-\d+$")
+"""``pond-duckdb-<pid namespace>-<pid>-<n>``: the owner, so leftovers can be told apart."""
+_OLD_SPILL_NAME = re.compile(r"^pond-duckdb-[a-z0-9_]{8}$")
+"""What earlier versions named their spill folders (``mkdtemp``: no owner in the name)."""
+_OLD_SPILL_AGE = 24 * 3600.0
+_SPILLS: dict[str, int] = {}
+"""This process's pid once it swept leftovers and arranged its own cleanup, and how many
+spill folders it has named."""
+
+
 def _spill_folder() -> str:
-    """A temporary folder of this process for DuckDB to spill to (not the working folder)."""
+    """A fresh folder for one database to spill to: ``pond-duckdb-<pid namespace>-<pid>-<n>``
+    in the system temp folder (not the working folder, nor a pond: a process's database
+    serves every pond it opens). DuckDB creates it only when it spills and deletes it when
+    the database closes; this process removes its own at exit, and the first database of
+    each process removes those of processes that no longer run (killed ones)."""
     import atexit
-    import shutil
+    import os
     import tempfile
 
-    folder = tempfile.mkdtemp(prefix="pond-duckdb-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return folder
+    pid = os.getpid()
+    if _SPILLS.get("pid") != pid:  # first in this process (or in a forked child)
+        _SPILLS.update(pid=pid, count=0)
+        sweep_spill_folders()
+        atexit.register(_remove_spill_folders, pid)
+    _SPILLS["count"] += 1
+    name = f"{SPILL_PREFIX}{_pid_namespace()}-{pid}-{_SPILLS['count']}"
+    return os.path.join(tempfile.gettempdir(), name)
+
+
+def sweep_spill_folders(folder: str | None = None) -> list[str]:
+    """Delete the spill folders (in ``folder``, default the system temp folder) of
+    processes of this pid namespace that no longer run, and folders of earlier pond
+    versions untouched for a day; returns their names."""
+    import os
+    import tempfile
+    import time
+
+    root = folder or tempfile.gettempdir()
+    namespace = _pid_namespace()
+    removed = []
+    try:
+        entries = [e for e in os.scandir(root) if e.name.startswith(SPILL_PREFIX)]
+    except OSError:
+        return []
+    for entry in entries:
+        match = _SPILL_NAME.match(entry.name)
+        try:
+            if match is not None:
+                stale = match[1] == namespace and not _is_running(int(match[2]))
+            else:
+                old = _OLD_SPILL_NAME.match(entry.name) is not None
+                stale = old and time.time() - entry.stat().st_mtime > _OLD_SPILL_AGE
+            if stale and entry.is_dir(follow_symlinks=False):
+                _remove_tree(entry.path)
+                removed.append(entry.name)
+        except OSError:
+            continue  # another user's, or gone meanwhile
+    return removed
+
+
+def _remove_spill_folders(pid: int) -> None:
+    """At exit: this process's spill folders (DuckDB may not have closed its database)."""
+    import os
+    import tempfile
+
+    if os.getpid() != pid:  # a forked child runs its parent's exit handlers
+        return
+    prefix = f"{SPILL_PREFIX}{_pid_namespace()}-{pid}-"
+    root = tempfile.gettempdir()
+    with suppress(OSError):
+        for entry in os.scandir(root):
+            if entry.name.startswith(prefix):
+                _remove_tree(entry.path)
+
+
+def _remove_tree(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _is_running(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _pid_namespace() -> str:
+    """This process's pid namespace (containers sharing /tmp have their own pids)."""
+    import os
+
+    try:
+        return re.sub(r"\D", "", os.readlink("/proc/self/ns/pid")) or "0"
+    except OSError:
+        return "0"
 
 
 def quote(name: str) -> str:
@@ -323,11 +417,20 @@ def csv_to_parquet(
     *,
     subject: str,
     on_progress: Callable[[float], None] | None = None,
+    formats: Mapping[str, str] | None = None,
 ) -> None:
     """Convert one CSV file to Parquet, streaming, with DuckDB's type inference.
 
     Runs on a private connection that may read exactly ``source``; ``on_progress``
-    is called with DuckDB's progress (0 to 100) from a watcher thread.
+    is called with DuckDB's progress (0 to 100) from a watcher thread. ``formats``
+    maps a column to a DuckDB ``strptime`` format: its text is parsed with it (a value
+    that does not match is an error naming the column, value and line).
+
+    Times: a time without a zone is read as UTC and stays a ``timestamp`` without zone
+    (the Parquet key-value metadata ``pond.zoneless_utc`` lists those columns); times
+    with an offset or zone name become ``timestamp with time zone`` (UTC). A column
+    holding both kinds, or a named-zone time that a daylight-saving change makes
+    ambiguous or non-existent, is refused naming the column and the lines.
     """
     _check_header(source, subject)
     con = duckdb.connect(":memory:")
@@ -343,14 +446,28 @@ def csv_to_parquet(
         con.execute("SET TimeZone='UTC'")
         con.execute(f"SET memory_limit={_literal(CSV_MEMORY_LIMIT)}")
         con.execute(f"SET temp_directory={_literal(str(spill))}")
+        plan = _CsvPlan(
+            source, con.execute(f"DESCRIBE SELECT * FROM {_read_csv(source)}").fetchall()
+        )
+        plan.parse_with(con, formats or {}, subject)
+        _check_times(con, source, plan, subject)
+        zoneless = plan.zoneless
+        metadata = (
+            f", KV_METADATA {{{_literal(ZONELESS_METADATA)}: {_literal(json.dumps(zoneless))}}}"
+            if zoneless
+            else ""
+        )
         con.execute(
-            f"COPY (SELECT * FROM read_csv({_literal(str(source))}, {_CSV_DIALECT}, "
-            "sample_size=20480)) "
-            f"TO {_literal(str(target))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"
+            f"COPY (SELECT {plan.select} FROM {_read_csv(source, plan.as_text)}) "
+            f"TO {_literal(str(target))} (FORMAT parquet, COMPRESSION zstd, "
+            f"ROW_GROUP_SIZE 122880{metadata})"
         )
     except duckdb.Error as exc:
-        reason = _csv_reason(_locate_csv_error(source, exc))
-        raise ConfigError(f"not a readable CSV: {reason}", subject=subject) from exc
+        located = _locate_csv_error(source, exc)
+        hint = "a CSV line may hold at most 2 MB" if "Maximum line size" in str(located) else None
+        raise ConfigError(
+            f"not a readable CSV: {_csv_reason(located)}", subject=subject, hint=hint
+        ) from exc
     finally:
         done.set()
         if watcher is not None:
@@ -360,6 +477,265 @@ def csv_to_parquet(
             import shutil
 
             shutil.rmtree(spill, ignore_errors=True)
+
+
+ZONELESS_METADATA = "pond.zoneless_utc"
+"""The Parquet key-value metadata (and Arrow schema metadata) of a converted CSV: a JSON
+list of its timestamp columns whose text had no zone, so were read as UTC."""
+
+
+def zoneless_columns(schema: pa.Schema) -> list[str]:
+    """The columns a CSV conversion recorded as read from zone-less text (so as UTC)."""
+    recorded = (schema.metadata or {}).get(ZONELESS_METADATA.encode())
+    try:
+        names = json.loads(recorded) if recorded else []
+    except ValueError:
+        return []
+    times = {f.name for f in schema if pa.types.is_timestamp(f.type)}
+    return [n for n in names if isinstance(n, str) and n in times]
+
+
+_CSV_SAMPLE = 20480
+"""Rows DuckDB's sniffer reads to infer the column types."""
+
+_ZONED = r"\d:\d\d(:\d\d([.,]\d+)?)?\s*([Zz]|[+-]\d\d(:?\d\d)?|[A-Za-z][A-Za-z0-9_/+-]*)\s*$"
+"""A time of day followed by a zone: ``Z``, an offset (``+02``, ``-0530``, ``+05:30``)
+or a zone name (``UTC``, ``Europe/Berlin``). The same in RE2 (DuckDB) and Python."""
+_AM_PM = r"\d\s*[AaPp]\.?[Mm]\.?\s*$"
+"""``10:00 PM``: a 12-hour clock, not a zone."""
+_NAMED_ZONE = r"^(.*\d)\s*([A-Za-z][A-Za-z0-9_/+-]*)\s*$"
+"""A local time and the zone name after it (``2024-10-27 02:30 Europe/Berlin``)."""
+
+
+def _read_csv(source: Path, as_text: Sequence[str] = ()) -> str:
+    """The ``read_csv`` call of a conversion (``as_text``: columns read as VARCHAR)."""
+    types = ""
+    if as_text:
+        types = ", types={" + ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in as_text) + "}"
+    return f"read_csv({_literal(str(source))}, {_CSV_DIALECT}, sample_size={_CSV_SAMPLE}{types})"
+
+
+class _CsvPlan:
+    """What a conversion reads and selects: the sniffed columns, the columns parsed
+    with a ``strptime`` format, and those whose times must be checked for zones."""
+
+    def __init__(self, source: Path, described: Sequence[Sequence[Any]]):
+        self.source = source
+        self.columns: dict[str, str] = {str(row[0]): str(row[1]) for row in described}
+        self.formats: dict[str, str] = {}
+
+    def parse_with(self, con: Any, formats: Mapping[str, str], subject: str) -> None:
+        """Take the formats of the columns the CSV has (the caller names the others);
+        a format DuckDB's ``strptime`` cannot use is refused here."""
+        for column, fmt in formats.items():
+            if column not in self.columns:
+                continue
+            try:
+                con.execute("SELECT try_strptime('', ?)", [fmt])
+            except duckdb.Error as exc:
+                raise ConfigError(
+                    f"column {column!r}: {fmt!r} is not a strptime format ({_first_line(exc)})",
+                    subject=subject,
+                    hint="write it with %Y %m %d %H %M %S %b %z …, as DuckDB's strptime reads",
+                ) from exc
+            self.formats[column] = fmt
+
+    @property
+    def as_text(self) -> list[str]:
+        return list(self.formats)
+
+    @property
+    def times(self) -> list[str]:
+        """Columns DuckDB reads as timestamps (their text is checked for zones)."""
+        return [
+            c
+            for c, t in self.columns.items()
+            if t.startswith("TIMESTAMP") and c not in self.formats
+        ]
+
+    @property
+    def zoneless(self) -> list[str]:
+        """The timestamp columns without zone (read as UTC), in the CSV's order."""
+        names = [c for c in self.times if "TIME ZONE" not in self.columns[c]]
+        names += [c for c, fmt in self.formats.items() if not re.search("%[zZ]", fmt)]
+        return [c for c in self.columns if c in names]
+
+    @property
+    def select(self) -> str:
+        if not self.formats:
+            return "*"
+        replaced = ", ".join(
+            f"strptime({quote(c)}, {_literal(fmt)}) AS {quote(c)}"
+            for c, fmt in self.formats.items()
+        )
+        return f"* REPLACE ({replaced})"
+
+
+def _check_times(con: Any, source: Path, plan: _CsvPlan, subject: str) -> None:
+    """One pass over the time columns' text (the whole file, not the sniffer's sample):
+    no column mixes times with and without a zone, no named-zone time falls in a
+    daylight-saving gap or overlap, and every formatted column's text matches."""
+    items: list[str] = []
+    checks: list[tuple[str, str]] = []
+    for column in plan.times:
+        text = quote(column)
+        zoned = (
+            f"(regexp_matches({text}, {_literal(_ZONED)}) "
+            f"AND NOT regexp_matches({text}, {_literal(_AM_PM)}))"
+        )
+        items += [f"bool_or({zoned})", f"bool_or({text} IS NOT NULL AND NOT {zoned})"]
+        checks += [("zoned", column), ("zoneless", column)]
+        if "TIME ZONE" in plan.columns[column]:
+            items.append(f"bool_or({_named_zone(text)})")
+            checks.append(("named", column))
+    for column, fmt in plan.formats.items():
+        text = quote(column)
+        items.append(
+            f"any_value({text}) FILTER (WHERE {text} IS NOT NULL "
+            f"AND try_strptime({text}, {_literal(fmt)}) IS NULL)"
+        )
+        checks.append(("format", column))
+    if not items:
+        return
+    read = _read_csv(source, [*plan.times, *plan.formats])
+    row = con.execute(f"SELECT {', '.join(items)} FROM {read}").fetchone()
+    found = dict(zip(checks, row or (), strict=True))
+    for column in plan.times:
+        if found[("zoned", column)] and found[("zoneless", column)]:
+            raise _mixed_zones(source, column, subject)
+        if found.get(("named", column)):
+            _check_named_zones(con, source, column, subject)
+    for column, fmt in plan.formats.items():
+        bad = found[("format", column)]
+        if bad is not None:
+            text = str(bad)
+            line = _lines_where(source, column, text.__eq__, 1)
+            where = f"line {line[0][0]}: " if line else ""
+            raise ConfigError(
+                f"{where}column {column!r} holds {bad!r}, which does not match the format {fmt!r}",
+                subject=subject,
+                hint=f"fix the value, or change the format of {column!r} in schema",
+            )
+
+
+def _named_zone(text: str) -> str:
+    """SQL: ``text`` ends in a zone name other than Z, UTC or GMT."""
+    named = _literal(r"\d\s*[A-Za-z][A-Za-z0-9_/+-]*\s*$")  # no groups: RE2's fast path
+    utc = _literal(r"\d\s*([Zz]|[Uu][Tt][Cc]|[Gg][Mm][Tt])\s*$")
+    return f"(regexp_matches({text}, {named}) AND NOT regexp_matches({text}, {utc}))"
+
+
+def _check_named_zones(con: Any, source: Path, column: str, subject: str) -> None:
+    """A second pass, only over the column's named-zone times (rare; the check is dear)."""
+    text = quote(column)
+    named = f"SELECT {text} FROM {_read_csv(source, [column])} WHERE {_named_zone(text)}"
+    row = con.execute(
+        f"SELECT any_value({text}) FILTER (WHERE {_dst_change(text)}) FROM ({named})"
+    ).fetchone()
+    if row is not None and row[0] is not None:
+        raise _dst_error(con, source, column, str(row[0]), subject)
+
+
+def _dst_change(text: str) -> str:
+    """SQL: the named-zone time ``text`` is ambiguous or does not exist, because the
+    zone's UTC offset changes near it (compared a day before and after) and either both
+    or neither of the two offsets give back its local time."""
+    local = f"TRY_CAST(regexp_extract({text}, {_literal(_NAMED_ZONE)}, 1) AS TIMESTAMP)"
+    zone = f"regexp_extract({text}, {_literal(_NAMED_ZONE)}, 2)"
+    before, after = (_zone_offset(text, zone, sign) for sign in "-+")
+    named = (
+        f"upper({zone}) NOT IN ('', 'Z', 'UTC', 'GMT') "
+        f"AND {zone} IN (SELECT name FROM pg_timezone_names())"
+    )
+    changes = (
+        f"{before} <> {after} "
+        f"AND {_gives_local(zone, local, before)} = {_gives_local(zone, local, after)}"
+    )
+    return f"(CASE WHEN {named} THEN {changes} ELSE false END)"
+
+
+def _zone_offset(text: str, zone: str, sign: str) -> str:
+    moment = f"(TRY_CAST({text} AS TIMESTAMPTZ) {sign} INTERVAL 1 DAY)"
+    return f"TRY(timezone({zone}, {moment}) - CAST({moment} AS TIMESTAMP))"
+
+
+def _gives_local(zone: str, local: str, offset: str) -> str:
+    return (
+        f"coalesce(TRY(timezone({zone}, CAST({local} - {offset} AS TIMESTAMPTZ)) = {local}), false)"
+    )
+
+
+def _mixed_zones(source: Path, column: str, subject: str) -> ConfigError:
+    zoned = re.compile(_ZONED)
+    am_pm = re.compile(_AM_PM)
+
+    def kind(value: str) -> str:
+        return "zoned" if zoned.search(value) and not am_pm.search(value) else "zoneless"
+
+    seen: set[str] = set()
+
+    def unseen_kind(value: str) -> bool:
+        new = kind(value) not in seen
+        seen.add(kind(value))
+        return new
+
+    first = {
+        kind(value): (line, value) for line, value in _lines_where(source, column, unseen_kind, 2)
+    }
+    shown = {
+        k: f" (line {first[k][0]}: {first[k][1]!r})" if k in first else ""
+        for k in ("zoned", "zoneless")
+    }
+    return ConfigError(
+        f"column {column!r} holds times with a zone{shown['zoned']} and times without "
+        f"one{shown['zoneless']}",
+        subject=subject,
+        hint="write every time with its offset (e.g. +00:00), or every time without one "
+        "(zone-less times are read as UTC)",
+    )
+
+
+def _dst_error(con: Any, source: Path, column: str, value: str, subject: str) -> ConfigError:
+    text = _literal(value)
+    zone = f"regexp_extract({text}, {_literal(_NAMED_ZONE)}, 2)"
+    local = f"TRY_CAST(regexp_extract({text}, {_literal(_NAMED_ZONE)}, 1) AS TIMESTAMP)"
+    before = _zone_offset(text, zone, "-")
+    (exists,) = con.execute(f"SELECT {_gives_local(zone, local, before)}").fetchone() or (True,)
+    why = "is ambiguous (it happens twice" if exists else "does not exist (it is skipped"
+    lines = _lines_where(source, column, lambda v: v == value, 1)
+    where = f"line {lines[0][0]}: " if lines else ""
+    return ConfigError(
+        f"{where}column {column!r} holds {value!r}, which {why} when the clocks change)",
+        subject=subject,
+        hint="write it with its UTC offset (e.g. +01:00) instead of the zone's name",
+    )
+
+
+def _lines_where(
+    source: Path, column: str, wanted: Callable[[str], bool], limit: int
+) -> list[tuple[int, str]]:
+    """The first ``limit`` (line, value) of ``column`` whose value is ``wanted``: the line
+    a record starts on, counted as DuckDB counts them (the header is line 1). Only read
+    after a check failed, and only up to the lines it names."""
+    found: list[tuple[int, str]] = []
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 26))
+    try:
+        with source.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, strict=True)
+            header = next(reader, None)
+            if not header or column not in header:
+                return found
+            index = header.index(column)
+            start = reader.line_num + 1
+            for record in reader:
+                if index < len(record) and record[index] and wanted(record[index]):
+                    found.append((start, record[index]))
+                    if len(found) >= limit:
+                        break
+                start = reader.line_num + 1
+    except (OSError, UnicodeDecodeError, csv.Error):
+        pass
+    return found
 
 
 # RFC 4180 CSV: fixed so DuckDB's sniffer cannot "explain" a ragged row by picking another
@@ -387,8 +763,10 @@ def _check_header(source: Path, subject: str) -> None:
 
 
 def _locate_csv_error(source: Path, exc: duckdb.Error) -> duckdb.Error:
-    """The sniffer fails without a line number; a plain pass over the rows finds the line."""
-    if "sniffing" not in str(exc):
+    """The sniffer fails without a line number, or with the line within its sample buffer
+    (a line over the 2 MB limit is "Line: 1" there); a plain pass over the rows finds the
+    line."""
+    if "sniffing" not in str(exc) and "Maximum line size" not in str(exc):
         return exc
     try:
         with source.open(newline="", encoding="utf-8") as handle:
@@ -427,7 +805,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 _CSV_DETAIL = re.compile(
-    r"^(Expected Number of Columns.*|Error when converting.*|.*unterminated quote.*)$",
+    r"^(Expected Number of Columns.*|Error when converting.*|.*unterminated quote.*"
+    r"|Maximum line size.*)$",
     re.MULTILINE,
 )
 

@@ -1,16 +1,20 @@
 """Content-addressed payloads: ``blobs/<sha[:2]>/<sha256>``.
 
 A blob is written completely (temporary file, fsync, rename) before the commit that
-references it, so a crash leaves at most an unreferenced blob, never a torn one.
+references it, so a crash leaves at most an unreferenced blob, never a torn one. Its
+name is the sha256 of the bytes that were written (hashed while they are copied, never
+in a separate read), and a blob already stored under that name is kept only if it
+still verifies: a damaged one is rewritten, never inherited by a later write.
 """
 
 import hashlib
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from pond_pipeline.errors import ConflictError
 
 CHUNK = 1 << 20
 
@@ -27,6 +31,40 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def changed_while_reading(source: Path | str) -> ConflictError:
+    """A host file changed while the pond read it: nothing of it is stored."""
+    return ConflictError(
+        "changed while reading",
+        subject=str(source),
+        hint="import it again once nothing is writing to it",
+    )
+
+
+def copy_hashing(source: Path, target: Path) -> tuple[str, int]:
+    """Copy ``source`` into ``target`` in one read, hashing the bytes as they are
+    written: (sha256, size) of ``target``'s bytes. A source that grows, shrinks or is
+    rewritten during the copy is refused (``changed_while_reading``); one changed so
+    that its size and mtime stay the same is copied as it was read, and the sha256
+    still names exactly the bytes written."""
+    digest = hashlib.sha256()
+    size = 0
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    with source.open("rb") as src, target.open("wb") as dst:
+        before = os.fstat(src.fileno())
+        while count := src.readinto(buffer):
+            digest.update(view[:count])
+            dst.write(view[:count])
+            size += count
+        after = os.fstat(src.fileno())
+    if size != after.st_size or (before.st_size, before.st_mtime_ns) != (
+        after.st_size,
+        after.st_mtime_ns,
+    ):
+        raise changed_while_reading(source)
+    return digest.hexdigest(), size
+
+
 class BlobStore:
     def __init__(self, root: Path, scratch: Path):
         self.root = root
@@ -38,42 +76,58 @@ class BlobStore:
     def exists(self, sha: str) -> bool:
         return self.path(sha).is_file()
 
+    def is_intact(self, sha: str) -> bool:
+        """The blob is stored and its bytes hash to its name."""
+        try:
+            return sha256_file(self.path(sha)) == sha
+        except FileNotFoundError:
+            return False
+
     def put_file(self, source: Path, sha: str | None = None, *, move: bool = False) -> str:
-        """Store a host file's bytes; returns their sha256. ``move`` consumes ``source``."""
-        sha = sha or sha256_file(source)
-        target = self.path(sha)
-        if target.is_file():
-            if move:
-                source.unlink()
-            return sha
-        target.parent.mkdir(parents=True, exist_ok=True)
+        """Store a file's bytes; returns their sha256. ``move`` consumes ``source``.
+
+        A scratch file of ours (``move``) is renamed in under ``sha`` (computed if not
+        given); any other file is copied into a scratch file first, hashed while it is
+        copied, and a ``sha`` the caller computed earlier must match what was copied
+        (else the file changed in between: ``changed_while_reading``).
+        """
         if move and source.parent == self.scratch:
-            _fsync(source)
-            os.replace(source, target)
-        else:
-            temp = self._temp_path()
-            try:
-                shutil.copyfile(source, temp)
-                _fsync(temp)
-                os.replace(temp, target)
-            finally:
-                temp.unlink(missing_ok=True)
-            if move:
-                source.unlink()
-        return sha
+            sha = sha or sha256_file(source)
+            self._land(source, sha)
+            return sha
+        temp = self._temp_path()
+        try:
+            written, _ = copy_hashing(source, temp)
+            if sha is not None and written != sha:
+                raise changed_while_reading(source)
+            self._land(temp, written)
+        finally:
+            temp.unlink(missing_ok=True)
+        if move:
+            source.unlink()
+        return written
 
     def put_bytes(self, data: bytes) -> str:
         sha = sha256_bytes(data)
-        if not self.exists(sha):
+        if not self.is_intact(sha):
             temp = self._temp_path()
             try:
                 temp.write_bytes(data)
-                _fsync(temp)
-                self.path(sha).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(temp, self.path(sha))
+                self._land(temp, sha)
             finally:
                 temp.unlink(missing_ok=True)
         return sha
+
+    def copy_to_scratch(self, source: Path, suffix: str = "") -> tuple[Path, str, int]:
+        """A copy of ``source`` in a fresh scratch file, made in one hashing read (see
+        ``copy_hashing``): (scratch file, sha256, size); the caller owns the file."""
+        scratch = self.scratch_file(suffix)
+        try:
+            sha, size = copy_hashing(source, scratch)
+        except BaseException:
+            scratch.unlink(missing_ok=True)
+            raise
+        return scratch, sha, size
 
     def remove(self, sha: str) -> None:
         self.path(sha).unlink(missing_ok=True)
@@ -103,6 +157,17 @@ class BlobStore:
         handle, name = tempfile.mkstemp(dir=self.scratch, suffix=suffix)
         os.close(handle)
         return Path(name)
+
+    def _land(self, temp: Path, sha: str) -> None:
+        """Move the scratch file ``temp`` (holding ``sha``'s bytes) in as blob ``sha``,
+        unless an intact blob of that name is already there (then ``temp`` goes)."""
+        if self.is_intact(sha):
+            temp.unlink()
+            return
+        target = self.path(sha)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _fsync(temp)
+        os.replace(temp, target)
 
     def _temp_path(self) -> Path:
         return self.scratch_file(".part")

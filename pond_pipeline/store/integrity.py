@@ -29,8 +29,10 @@ from pond_pipeline.store.location import PondLocation
 LOG_FOLDER = "_delta_log"
 CHECKSUM_FOLDER = "_pond_checksums"
 """``<version>.json`` per commit: the sha256 of the commit file (and its checkpoint) and
-of each data file it added, written right after the commit; ``files/<name>``: one data
-file's sha256 and its footer's, for reads."""
+of each data file it added, written right after the commit; ``files/<name>.sha256``: one
+data file's sha256 and its footer's, for reads (text, so not named ``.parquet`` like the
+data file: ponds made before this name it ``files/<name>``, still read, renamed by gc)."""
+SIDECAR_SUFFIX = ".sha256"
 _COMMIT_NAME = re.compile(r"^(\d{20})\.json$")
 _CHECKPOINT_NAME = re.compile(r"^(\d{20})\.checkpoint(?:\.\d+\.\d+)?\.parquet$")
 _TEMP_NAME = re.compile(r"^\.|^_commit_|\.tmp$|#\d+$")
@@ -132,7 +134,7 @@ class OplogIntegrity:
             (folder / "files").mkdir(parents=True, exist_ok=True)
             for path, sha in files.items():
                 tail, tail_sha = _footer_digest(self.root / path)
-                _write_atomically(folder / "files" / Path(path).name, f"{sha} {tail} {tail_sha}")
+                _write_atomically(self.sidecar(path), f"{sha} {tail} {tail_sha}")
             _write_atomically(folder / f"{version:020}.json", json.dumps(record, sort_keys=True))
         except (OSError, ValueError, KeyError):
             pass
@@ -145,10 +147,9 @@ class OplogIntegrity:
         for path in paths:
             if path in self._verified_files or (not whole and path in self._verified_footers):
                 continue
-            index = self.root / CHECKSUM_FOLDER / "files" / Path(path).name
             file = self.root / path
             try:
-                sha, tail, tail_sha = index.read_text().split()
+                sha, tail, tail_sha = self._read_sidecar(path).split()
                 if whole:
                     intact = sha256_file(file) == sha
                 else:
@@ -162,6 +163,32 @@ class OplogIntegrity:
             if not intact:
                 raise OplogProblem(path, _RECORDED_DIFFERS).as_error(self.location.uri)
             (self._verified_files if whole else self._verified_footers).add(path)
+
+    def sidecar(self, path: str) -> Path:
+        """The file holding data file ``path``'s sha256 and its footer's."""
+        return self.root / CHECKSUM_FOLDER / "files" / (Path(path).name + SIDECAR_SUFFIX)
+
+    def _read_sidecar(self, path: str) -> str:
+        """``path``'s sidecar text, under its name or the one older ponds gave it."""
+        try:
+            return self.sidecar(path).read_text()
+        except FileNotFoundError:
+            return (self.root / CHECKSUM_FOLDER / "files" / Path(path).name).read_text()
+
+    def rename_old_sidecars(self) -> list[str]:
+        """Give the sidecars of older ponds (``files/<data file name>``, which ends in
+        ``.parquet`` but is text) their name, ``<data file name>.sha256``; under the
+        write lock (``pond gc``). Returns the old names."""
+        index = self.root / CHECKSUM_FOLDER / "files"
+        renamed = []
+        for old in sorted(index.glob("*.parquet")) if index.is_dir() else []:
+            new = old.with_name(old.name + SIDECAR_SUFFIX)
+            if new.exists():
+                old.unlink(missing_ok=True)
+            else:
+                os.replace(old, new)
+            renamed.append(f"{CHECKSUM_FOLDER}/files/{old.name}")
+        return renamed
 
     def first_damaged_file(self, paths: Iterable[str]) -> OplogProblem | None:
         """The first problem of the first damaged data file in ``paths`` (for a read
@@ -248,6 +275,7 @@ class OplogIntegrity:
         removed = found.orphans + found.leftovers
         for name in removed:
             (self.root / name).unlink(missing_ok=True)
+        self.rename_old_sidecars()
         return removed
 
     def record_missing_checksums(self, found: OplogCheck) -> list[int]:
@@ -493,5 +521,9 @@ def _tail_sha(path: Path, length: int) -> str:
 
 def _write_atomically(path: Path, text: str) -> None:
     temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(text)
-    os.replace(temp, path)
+    try:
+        temp.write_text(text)
+        os.replace(temp, path)
+    except OSError:
+        temp.unlink(missing_ok=True)  # a full disk: leave no half-written file
+        raise

@@ -1,5 +1,6 @@
 """The pond's write lock: one writer at a time, released by the kernel if its holder dies."""
 
+import errno
 import fcntl
 import json
 import os
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pond_pipeline.errors import LockTimeoutError
+from pond_pipeline.store.io_errors import storage_error
 
 DEFAULT_LOCK_TIMEOUT = 30.0
 _POLL_SECONDS = 0.02
@@ -25,8 +27,14 @@ def write_lock(
     The lock file's content names the holder (pid, host, since, command) so a waiter
     that gives up can say who is writing.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only pond, or one this user may not write to
+        failure = storage_error(exc, pond=str(path.parent), root=path.parent)
+        if failure is None:
+            raise
+        raise failure from exc
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -48,7 +56,13 @@ def write_lock(
             "command": holder,
         }
         os.ftruncate(handle, 0)
-        os.pwrite(handle, json.dumps(info).encode(), 0)
+        # naming the holder is a courtesy: on a full disk the lock still works (and
+        # `pond gc`, which frees space, can run)
+        try:
+            os.pwrite(handle, json.dumps(info).encode(), 0)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
         try:
             yield
         finally:

@@ -10,8 +10,9 @@ Reads and commits verify and record the checksums of its files through
 import contextlib
 import json
 import os
+import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,7 @@ from pond_pipeline.store.integrity import (
     first_line,
     read_commit,
 )
+from pond_pipeline.store.io_errors import storage_error
 from pond_pipeline.store.location import PondLocation
 
 STATIC_FACTORY = "tlogfs"
@@ -128,15 +130,21 @@ class Oplog:
     def create(cls, location: PondLocation) -> "Oplog":
         empty = OPLOG_SCHEMA.empty_table()
         try:
-            write_deltalake(
-                str(location.oplog),
-                empty,
-                partition_by=["part_id"],
-                mode="error",
-                name="pond_oplog",
-                configuration=TABLE_CONFIGURATION,
+            with rust_panics_silenced():
+                write_deltalake(
+                    str(location.oplog),
+                    empty,
+                    partition_by=["part_id"],
+                    mode="error",
+                    name="pond_oplog",
+                    configuration=TABLE_CONFIGURATION,
+                )
+        except (DeltaError, OSError) as exc:
+            failure = storage_error(
+                exc, pond=location.uri, root=location.root, writing="the new oplog"
             )
-        except DeltaError as exc:
+            if failure is not None:
+                raise failure from exc
             raise ConflictError("cannot create the oplog", subject=str(location.oplog)) from exc
         oplog = cls(location)
         oplog._record_checksums(0)
@@ -300,16 +308,24 @@ class Oplog:
                 hint="retry; writers must hold the pond's write lock",
             )
         try:
-            write_deltalake(
-                current,
-                table,
-                mode="append",
-                commit_properties=CommitProperties(custom_metadata=metadata, max_commit_retries=0),
-                post_commithook_properties=PostCommitHookProperties(
-                    create_checkpoint=True, cleanup_expired_logs=False
-                ),
-            )
+            with rust_panics_silenced():
+                write_deltalake(
+                    current,
+                    table,
+                    mode="append",
+                    commit_properties=CommitProperties(
+                        custom_metadata=metadata, max_commit_retries=0
+                    ),
+                    post_commithook_properties=PostCommitHookProperties(
+                        create_checkpoint=True, cleanup_expired_logs=False
+                    ),
+                )
         except CommitFailedError as exc:
+            failure = storage_error(
+                exc, pond=self.location.uri, root=self.location.root, writing="the oplog commit"
+            )
+            if failure is not None:
+                raise failure from exc
             raise ConflictError(
                 "another commit landed first", subject=self.location.uri, hint="retry"
             ) from exc
@@ -317,6 +333,16 @@ class Oplog:
             # A step after the commit (the checkpoint) may fail once the commit landed:
             # then the transaction is done, and must not be reported as failed.
             if not self.landed(expected_version + 1, info.txn_seq):
+                self._local.handle = None
+                self._remove_leftovers()
+                failure = storage_error(
+                    exc,
+                    pond=self.location.uri,
+                    root=self.location.root,
+                    writing="the oplog commit",
+                )
+                if failure is not None:
+                    raise failure from exc
                 raise PondError(
                     f"the commit failed: {first_line(exc)}",
                     subject=self.location.uri,
@@ -327,7 +353,7 @@ class Oplog:
         committed = self._latest()
         if len(committed.file_uris()) >= COMPACT_AFTER_FILES:
             # the transaction is committed: a failed compaction is retried next commit
-            with contextlib.suppress(DeltaError, OSError, ValueError):
+            with contextlib.suppress(DeltaError, OSError, ValueError), rust_panics_silenced():
                 committed.optimize.compact(
                     post_commithook_properties=PostCommitHookProperties(
                         create_checkpoint=True, cleanup_expired_logs=False
@@ -338,6 +364,13 @@ class Oplog:
             for version in range(expected_version + 2, committed.version() + 1):
                 self._record_checksums(version)
         return committed.version()
+
+    def _remove_leftovers(self) -> None:
+        """After a failed commit (under the write lock): delete the data files it wrote
+        that no commit references, so a full disk gets its space back. Best effort:
+        ``pond gc`` does the same."""
+        with contextlib.suppress(PondError, OSError, ValueError):
+            self.integrity.remove_orphans()
 
     def _record_checksums(self, version: int) -> None:
         """Record the checksums of commit ``version``, which just landed."""
@@ -482,3 +515,60 @@ def _row_from_record(record: OplogRecord) -> dict[str, Any]:
         if record.attributes
         else None,
     }
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def rust_panics_silenced() -> Iterator[None]:
+    """Keep delta-rs's panic reports off stderr while a write runs.
+
+    On some I/O failures (a full disk) a delta-rs worker thread panics and Rust's panic
+    hook prints ``thread 'tokio-rt-worker' panicked at ... stack backtrace`` to file
+    descriptor 2, while the call itself raises an ordinary error (which pond reports).
+    Python cannot replace Rust's hook (``RUST_BACKTRACE=0`` only shortens the report),
+    so file descriptor 2 goes to a pipe for the call; what was written there is passed
+    on to stderr afterwards, from the first panic report on dropped.
+    """
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):  # no stderr to protect
+            yield
+            return
+        read_end, write_end = os.pipe()
+        chunks: list[bytes] = []
+        drain = threading.Thread(target=_drain, args=(read_end, chunks), daemon=True)
+        drain.start()
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)  # closes the pipe's last write end: the drain ends
+            os.close(saved)
+            drain.join(timeout=5)
+            kept = _without_panic(b"".join(chunks))
+            if kept:
+                with contextlib.suppress(OSError):
+                    os.write(2, kept)
+
+
+def _drain(fd: int, into: list[bytes]) -> None:
+    try:
+        while chunk := os.read(fd, 65536):
+            into.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def _without_panic(output: bytes) -> bytes:
+    """``output`` up to the first Rust panic report (the rest belongs to it)."""
+    lines = output.splitlines(keepends=True)
+    for number, line in enumerate(lines):
+        if line.startswith(b"thread '") and b"panicked at" in line:
+            kept = b"".join(lines[:number]).rstrip(b"\n")
+            return kept + b"\n" if kept else b""
+    return output

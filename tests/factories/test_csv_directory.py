@@ -210,3 +210,20 @@ def test_same_file_name_twice_is_an_error(pond):
     assert "/in/a/north.csv and /in/b/north.csv would both be listed as 'north.table'" in (
         caught.value.message
     )
+
+
+def test_children_carry_the_schema_formats(pond):
+    with pond.transaction("co2") as tx:
+        tx.write_bytes("/inbox/co2.csv", b"date,co2\n19580329,316.1\n", parents=True)
+        tx.create_dynamic(
+            "/csv",
+            "csv_directory",
+            {"pattern": "/inbox/*.csv", "schema": {"date": {"type": "date", "format": "%Y%m%d"}}},
+        )
+
+    child = pond.describe("/csv/co2.table")
+
+    assert child["config"]["schema"] == {"date": {"type": "date", "format": "%Y%m%d"}}
+    assert pond.read_table("/csv/co2.table").to_pylist() == [
+        {"date": datetime(1958, 3, 29).date(), "co2": 316.1}
+    ]

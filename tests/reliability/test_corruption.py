@@ -356,7 +356,7 @@ def test_an_inline_payload_changed_in_its_data_file(
     assert line.startswith(f"{damaged}: the oplog cannot be read: {name} is damaged (its sha256")
     assert assert_served_or_refused(reads(damaged), expected) == ["/notes/small.txt"]
     # without the data file's checksum, the payload's own sha256 refuses it
-    (damaged / "oplog" / CHECKSUM_FOLDER / "files" / data_file.name).unlink()
+    (damaged / "oplog" / CHECKSUM_FOLDER / "files" / f"{data_file.name}.sha256").unlink()
     line = clean_error(cli_on(damaged, "cat", "/notes/small.txt"))
     assert line.startswith("/notes/small.txt: version 1 is corrupt: its inline bytes do not match")
     _, problems = verify_problems(cli_on, damaged, clean_error)

@@ -124,13 +124,24 @@ def run_assets(
         assets=assets,
         resources=dict(definitions.resources or {}),
     ).resolve_job_def(JOB_NAME)
+    graph = definitions.resolve_asset_graph()
+    # the static files the selection reads are observed first, so each materialization
+    # records the versions it read (else the next observation would mark it stale)
+    observed = sorted(
+        {
+            parent
+            for key in keys
+            for parent in graph.get(key).parent_keys
+            if graph.has(parent) and graph.get(parent).is_observable
+        }
+    )
     run_id = str(uuid.uuid4())
     follower = _RunFollower(run_id, _step_paths(assets), on_start, on_done)
     instance.add_event_listener(run_id, follower)
     result = job.execute_in_process(
         instance=instance,
         run_id=run_id,
-        asset_selection=keys,  # recorded with the run: the UI shows it as its target
+        asset_selection=[*observed, *keys],  # recorded with the run: the UI shows its target
         raise_on_error=False,
         tags={"pond/cli": "materialize"},
         run_config=QUIET,
@@ -142,7 +153,6 @@ def run_assets(
             hint="see the run's logs in the UI (`pond ui`)",
         )
     failed = [p for p, r in ended.items() if not r.success]
-    graph = definitions.resolve_asset_graph()
     for path in prepared.paths:
         if path in ended:
             continue
@@ -209,7 +219,11 @@ def _step_paths(assets: Sequence[AssetsDefinition | AssetSpec]) -> dict[str, str
     """Step key (the asset's op) → node path."""
     found = {}
     for definition in assets:
-        if isinstance(definition, AssetsDefinition) and definition.is_executable:
+        if (
+            isinstance(definition, AssetsDefinition)
+            and definition.is_executable
+            and not definition.is_observable  # the static files' observation
+        ):
             for key in definition.keys:
                 found[definition.node_def.name] = str(definition.metadata_by_key[key]["pond/path"])
     return found

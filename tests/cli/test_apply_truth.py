@@ -292,3 +292,29 @@ def test_a_node_made_on_the_command_line_is_materialized_by_path(folder):
     assert result.stdout.splitlines()[0].startswith("✓ /hot.series: 1441 rows; 1 version(s)")
     pond = Pond.open(str(folder / ".pond"))
     assert pond.describe("/hot.series")["versions"][-1]["rows"] == 1441
+
+
+def test_materialize_observes_the_static_files_it_reads_first(folder):
+    import dagster as dg
+
+    csv = folder / "north.csv"
+    csv.write_text("timestamp,level\n2024-01-01T00:00:00Z,1.0\n2024-01-01T01:00:00Z,2.0\n")
+    made = invoke(folder, "--pond", ".pond", "init")
+    assert made.exit_code == 0, made.stderr
+    copied = invoke(
+        folder, "--pond", ".pond", "copy", str(csv), "/north.series", "--type", "series"
+    )
+    assert copied.exit_code == 0, copied.stderr
+    write(folder, {"pond": "./.pond", "nodes": {"/mean.series": derived("/north.series")}})
+
+    result = invoke(folder, "materialize", "--all")
+
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line[:15] for line in lines if line.startswith(("✓", "✗"))] == [
+        "✓ /mean.series:"
+    ]  # the observation is no node of its own
+    instance = dg.DagsterInstance.from_config(str(folder / ".dagster"))
+    observed = instance.fetch_observations(dg.AssetKey(["north_series"]), limit=1).records
+    assert observed, "the static file was not observed by the run"
+    assert observed[0].asset_observation.data_version == "v1@txn2"

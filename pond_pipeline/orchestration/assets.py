@@ -34,6 +34,7 @@ from dagster import (
     asset,
     define_asset_job,
 )
+from dagster._core.definitions.utils import is_valid_name  # Dagster's own rule for names
 from dagster_duckdb import DuckDBResource
 
 from pond_pipeline.durations import refresh_cron
@@ -48,12 +49,21 @@ CHECK_NAMES = ("schema", "temporal_column")
 
 
 def asset_key(path: str) -> AssetKey:
-    """``/analytics/daily_summary.series`` → ``analytics/daily_summary_series``."""
-    return AssetKey([re.sub(r"[^A-Za-z0-9_]", "_", s) for s in path.strip("/").split("/")])
+    """``/analytics/daily_summary.series`` → ``analytics/daily_summary_series``; a name
+    Dagster reserves (``/in``, ``/class``, ``/input``) gets a trailing ``_``."""
+    return AssetKey([dagster_name(s) for s in path.strip("/").split("/")])
 
 
 def group_name(path: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", path.strip("/").split("/")[0]) or "root"
+    return dagster_name(path.strip("/").split("/")[0]) if path.strip("/") else "root"
+
+
+def dagster_name(segment: str) -> str:
+    """A path segment as a name Dagster accepts for an op, asset key or group: every
+    character outside ``[A-Za-z0-9_]`` becomes ``_``, and a reserved name (a Python
+    keyword or one of Dagster's own, such as ``in``, ``class``, ``input``) gets a ``_``."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", segment) or "_"
+    return name if is_valid_name(name) else f"{name}_"
 
 
 def job_name(refresh: str) -> str:

@@ -318,3 +318,23 @@ def test_materialize_observes_the_static_files_it_reads_first(folder):
     observed = instance.fetch_observations(dg.AssetKey(["north_series"]), limit=1).records
     assert observed, "the static file was not observed by the run"
     assert observed[0].asset_observation.data_version == "v1@txn2"
+
+
+def test_nodes_named_like_keywords_or_numbers_apply_and_materialize(folder):
+    names = ["/in", "/class", "/input", "/2024", "/a-b"]
+    write(
+        folder,
+        {
+            "pond": "./.pond",
+            "nodes": {n: {"factory": "synthetic", "config": SYNTHETIC} for n in names},
+        },
+    )
+
+    assert invoke(folder, "apply").exit_code == 0
+    result = invoke(folder, "materialize", "--all")
+
+    assert result.exit_code == 0, result.stderr
+    done = sorted(line.split(":")[0][2:] for line in result.stdout.splitlines() if line[:1] == "✓")
+    assert done == sorted(names)
+    pond = Pond.open(str(folder / ".pond"))
+    assert all(pond.describe(n)["versions"][-1]["rows"] == 1441 for n in names)

@@ -10,8 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from pond_pipeline.orchestration.assets import asset_key
 from pond_pipeline.orchestration.instance import dagster_home, open_instance, workspace_file
 
 from .conftest import ENTRIES, PATHS
+from .servers import free_port, graphql, is_up
 
 STARTUP_SECONDS = 120
 WEBSERVER = str(Path(sys.executable).parent / "dagster-webserver")
@@ -109,30 +108,6 @@ def test_the_workspace_is_the_projects_or_one_written_into_the_home(tmp_path, mo
 
 
 # -- one run, seen by the webserver ----------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def graphql(port: int, query: str, **variables: Any) -> dict[str, Any]:
-    body = json.dumps({"query": query, "variables": variables}).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", body, {"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        payload = json.load(response)
-    assert "errors" not in payload, payload
-    data: dict[str, Any] = payload["data"]
-    return data
-
-
-def is_up(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
 
 
 @pytest.mark.slow

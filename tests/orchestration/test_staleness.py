@@ -4,15 +4,10 @@ config; ``schema:`` checks block. Read back through ``dagster-webserver``'s Grap
 after ``pond copy`` appended a day."""
 
 import contextlib
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +18,8 @@ from pond_pipeline.api import Pond
 from pond_pipeline.orchestration.assets import job_name
 from pond_pipeline.orchestration.observations import SENSOR_NAME
 from pond_pipeline.orchestration.sensors import AUTOMATION_SENSOR_NAME, ingest_sensor_name
+
+from .servers import free_port, graphql, wait_until
 
 PIPELINE = """\
 nodes:
@@ -221,36 +218,6 @@ mutation Launch($params: ExecutionParams!) {
 RUN_STATUS = """
 query Status($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def graphql(port: int, query: str, **variables: Any) -> dict[str, Any]:
-    body = json.dumps({"query": query, "variables": variables}).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", body, {"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        payload = json.load(response)
-    assert "errors" not in payload, payload
-    data: dict[str, Any] = payload["data"]
-    return data
-
-
-def wait_until(condition: Any, seconds: float, what: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"dagster-webserver exited ({server.returncode}) waiting for {what}")
-        with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
-            if condition():
-                return
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {seconds}s waiting for {what}")
 
 
 def staleness(port: int) -> dict[str, dict[str, Any]]:

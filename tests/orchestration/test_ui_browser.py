@@ -6,7 +6,6 @@ started."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from click.testing import CliRunner
 from pond_pipeline.cli.main import cli
 
 from .conftest import ENTRIES, PATHS
+from .servers import free_port, is_up
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -45,20 +45,6 @@ pytestmark = [
         "(scripts/test.sh installs it with apt-get)",
     ),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def is_up(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
 
 
 def children(pid: int) -> list[int]:

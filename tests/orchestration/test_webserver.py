@@ -1,20 +1,14 @@
 """``dagster-webserver`` on ``workspace.yaml``: the asset graph read through its GraphQL
 API, a materialization launched through it, and the new versions seen in the pond."""
 
-import contextlib
-import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
+
+from .servers import free_port, graphql, is_up, stop, wait_until
 
 LOCATION = "pond_pipeline.orchestration.definitions"
 STARTUP_SECONDS = 120
@@ -51,59 +45,6 @@ query Latest($key: AssetKeyInput!) {
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class GraphQL:
-    def __init__(self, port: int):
-        self.base = f"http://127.0.0.1:{port}"
-
-    def is_up(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.base}/server_info", timeout=5) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return False
-
-    def __call__(self, query: str, **variables: Any) -> dict[str, Any]:
-        body = json.dumps({"query": query, "variables": variables}).encode()
-        request = urllib.request.Request(
-            f"{self.base}/graphql", body, {"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            payload = json.load(response)
-        assert "errors" not in payload, payload
-        data: dict[str, Any] = payload["data"]
-        return data
-
-
-def wait_until(condition: Any, seconds: float, what: str, server: subprocess.Popen) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"dagster-webserver exited ({server.returncode}) while waiting for {what}")
-        if condition():
-            return
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {seconds}s waiting for {what}")
-
-
-def stop(server: subprocess.Popen) -> None:
-    """The server, its code server and any run it launched (one process group)."""
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=15)
-    with contextlib.suppress(ProcessLookupError):  # children left after the server exited
-        os.killpg(server.pid, signal.SIGKILL)
-
-
 @pytest.mark.slow
 def test_webserver_serves_the_graph_and_runs_a_materialization(example, tmp_path):
     home = tmp_path / "dagster_home"
@@ -129,11 +70,10 @@ def test_webserver_serves_the_graph_and_runs_a_materialization(example, tmp_path
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    graphql = GraphQL(port)
     try:
-        wait_until(graphql.is_up, STARTUP_SECONDS, "the webserver", server)
+        wait_until(lambda: is_up(port), STARTUP_SECONDS, "the webserver", server)
 
-        nodes = graphql(ASSET_GRAPH)["assetNodes"]
+        nodes = graphql(port, ASSET_GRAPH)["assetNodes"]
         graph = {
             "/".join(n["assetKey"]["path"]): sorted(
                 "/".join(d["path"]) for d in n["dependencyKeys"]
@@ -171,16 +111,16 @@ def test_webserver_serves_the_graph_and_runs_a_materialization(example, tmp_path
                 "assetSelection": selection,
             }
         }
-        launched = graphql(LAUNCH, params=params)["launchRun"]
+        launched = graphql(port, LAUNCH, params=params)["launchRun"]
         assert launched["__typename"] == "LaunchRunSuccess", launched
         run_id = launched["run"]["runId"]
 
         def finished() -> bool:
-            status = graphql(RUN_STATUS, id=run_id)["runOrError"]["status"]
+            status = graphql(port, RUN_STATUS, id=run_id)["runOrError"]["status"]
             return status in ("SUCCESS", "FAILURE", "CANCELED")
 
         wait_until(finished, RUN_SECONDS, f"run {run_id}", server)
-        assert graphql(RUN_STATUS, id=run_id)["runOrError"]["status"] == "SUCCESS"
+        assert graphql(port, RUN_STATUS, id=run_id)["runOrError"]["status"] == "SUCCESS"
 
         pond = example.open()
         written = {t.command: t.run_id for t in pond.log() if t.run_id}
@@ -190,7 +130,7 @@ def test_webserver_serves_the_graph_and_runs_a_materialization(example, tmp_path
         }
         series = pond.node("/processed/sensor_series")
         assert pond.read_table("/processed/sensor_series/north.series").num_rows == 72
-        latest = graphql(LATEST_MATERIALIZATION, key={"path": ["processed", "sensor_series"]})
+        latest = graphql(port, LATEST_MATERIALIZATION, key={"path": ["processed", "sensor_series"]})
         (materialization,) = latest["assetOrError"]["assetMaterializations"]
         assert materialization["runId"] == run_id
         entries = {e["label"]: e.get("intValue") for e in materialization["metadataEntries"]}

@@ -7,10 +7,12 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -70,3 +72,39 @@ def stop(server: subprocess.Popen[Any]) -> None:
             server.wait(timeout=15)
     with contextlib.suppress(ProcessLookupError):  # children left after the server exited
         os.killpg(server.pid, signal.SIGKILL)
+
+
+IMMEDIATE_RUNS = (
+    # runs start right away (the default queue needs the daemon); no telemetry
+    "run_coordinator:\n"
+    "  module: dagster._core.run_coordinator\n"
+    "  class: DefaultRunCoordinator\n"
+    "telemetry:\n"
+    "  enabled: false\n"
+)
+
+
+def immediate_home(home: Path) -> Path:
+    """A Dagster home whose runs start without a daemon."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text(IMMEDIATE_RUNS)
+    return home
+
+
+def start_webserver(folder: Path, home: Path, log: Path) -> tuple[subprocess.Popen[Any], int]:
+    """``dagster-webserver -w workspace.yaml`` in ``folder`` on ``home``, on a free port of
+    127.0.0.1, in its own process group (``stop`` ends it); its output goes to ``log``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("POND", "POND_CONFIG")}
+    env["DAGSTER_HOME"] = str(home)
+    port = free_port()
+    webserver = Path(sys.executable).parent / "dagster-webserver"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [str(webserver), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=folder,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return server, port

@@ -4,10 +4,7 @@ set ``DAGSTER_HOME``); ``pond materialize`` records ONE run there, which a
 checks; a failed node skips what reads it while the unrelated nodes still run."""
 
 import json
-import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,7 +20,7 @@ from pond_pipeline.orchestration.assets import asset_key
 from pond_pipeline.orchestration.instance import dagster_home, open_instance, workspace_file
 
 from .conftest import ENTRIES, PATHS
-from .servers import free_port, graphql, is_up
+from .servers import graphql, is_up, start_webserver, stop
 
 STARTUP_SECONDS = 120
 WEBSERVER = str(Path(sys.executable).parent / "dagster-webserver")
@@ -114,18 +111,8 @@ def test_the_workspace_is_the_projects_or_one_written_into_the_home(tmp_path, mo
 def test_the_webserver_on_the_projects_home_lists_the_run_of_pond_materialize(example, tmp_path):
     home = dagster_home(example.folder)  # what the first `pond materialize` or `pond ui` does
     assert home == example.folder / ".dagster"
-    env = {k: v for k, v in os.environ.items() if k not in ("POND", "POND_CONFIG")}
-    env["DAGSTER_HOME"] = str(home)  # as the README says to start it
-    port = free_port()
-    log = (tmp_path / "webserver.log").open("wb")
-    server = subprocess.Popen(
-        [WEBSERVER, "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=example.folder,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    # DAGSTER_HOME=.dagster, as the README says to start it
+    server, port = start_webserver(example.folder, home, tmp_path / "webserver.log")
     try:
         result = invoke("materialize", "--all")  # while the webserver starts
         assert result.exit_code == 0, result.stderr
@@ -174,14 +161,7 @@ def test_the_webserver_on_the_projects_home_lists_the_run_of_pond_materialize(ex
             ("analytics/daily_summary_series", "temporal_column"): True,
         }
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(timeout=15)
-        log.close()
+        stop(server)
 
 
 # -- a failure in the middle -----------------------------------------------------------------

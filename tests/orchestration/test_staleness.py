@@ -3,9 +3,6 @@ whose data version is their pond version; a node's code version is its factory a
 config; ``schema:`` checks block. Read back through ``dagster-webserver``'s GraphQL API
 after ``pond copy`` appended a day."""
 
-import contextlib
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +16,7 @@ from pond_pipeline.orchestration.assets import job_name
 from pond_pipeline.orchestration.observations import SENSOR_NAME
 from pond_pipeline.orchestration.sensors import AUTOMATION_SENSOR_NAME, ingest_sensor_name
 
-from .servers import free_port, graphql, wait_until
+from .servers import graphql, immediate_home, start_webserver, stop, wait_until
 
 PIPELINE = """\
 nodes:
@@ -226,12 +223,7 @@ def staleness(port: int) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.slow
 def test_the_webserver_shows_readers_of_an_appended_series_as_stale(pipeline, tmp_path):
-    home = tmp_path / ".dagster"
-    home.mkdir()
-    (home / "dagster.yaml").write_text(
-        "run_coordinator:\n  module: dagster._core.run_coordinator\n"
-        "  class: DefaultRunCoordinator\ntelemetry:\n  enabled: false\n"
-    )
+    home = immediate_home(tmp_path / ".dagster")
     (pipeline.folder / "workspace.yaml").write_text(
         "load_from:\n  - python_module:\n"
         "      module_name: pond_pipeline.orchestration.definitions\n"
@@ -244,26 +236,7 @@ def test_the_webserver_shows_readers_of_an_appended_series_as_stale(pipeline, tm
             instance=instance, resources=resources, asset_selection=[RAW, DAILY, WEEKLY]
         )
 
-    env = {k: v for k, v in os.environ.items() if k != "POND"}
-    env["DAGSTER_HOME"] = str(home)
-    port = free_port()
-    log = (tmp_path / "webserver.log").open("wb")
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "dagster-webserver"),
-            "-w",
-            "workspace.yaml",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        cwd=pipeline.folder,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    server, port = start_webserver(pipeline.folder, home, tmp_path / "webserver.log")
     try:
         wait_until(lambda: staleness(port), 120, "the webserver", server)
         before = staleness(port)
@@ -313,13 +286,4 @@ def test_the_webserver_shows_readers_of_an_appended_series_as_stale(pipeline, tm
         # unchanged: /weekly.series turns stale once /daily.series has a new version
         assert after["weekly_series"]["staleStatus"] == "FRESH", after
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(timeout=15)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGKILL)
-        log.close()
+        stop(server)

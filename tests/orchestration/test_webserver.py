@@ -1,14 +1,9 @@
 """``dagster-webserver`` on ``workspace.yaml``: the asset graph read through its GraphQL
 API, a materialization launched through it, and the new versions seen in the pond."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from .servers import free_port, graphql, is_up, stop, wait_until
+from .servers import graphql, immediate_home, is_up, start_webserver, stop, wait_until
 
 LOCATION = "pond_pipeline.orchestration.definitions"
 STARTUP_SECONDS = 120
@@ -47,29 +42,8 @@ query Latest($key: AssetKeyInput!) {
 
 @pytest.mark.slow
 def test_webserver_serves_the_graph_and_runs_a_materialization(example, tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text(
-        # runs start right away (the default queue needs the daemon); no telemetry
-        "run_coordinator:\n"
-        "  module: dagster._core.run_coordinator\n"
-        "  class: DefaultRunCoordinator\n"
-        "telemetry:\n"
-        "  enabled: false\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k not in ("POND", "POND_CONFIG")}
-    env["DAGSTER_HOME"] = str(home)
-    port = free_port()
-    webserver = Path(sys.executable).parent / "dagster-webserver"
-    log = (tmp_path / "webserver.log").open("wb")
-    server = subprocess.Popen(
-        [str(webserver), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=example.folder,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    home = immediate_home(tmp_path / "dagster_home")
+    server, port = start_webserver(example.folder, home, tmp_path / "webserver.log")
     try:
         wait_until(lambda: is_up(port), STARTUP_SECONDS, "the webserver", server)
 
@@ -138,4 +112,3 @@ def test_webserver_serves_the_graph_and_runs_a_materialization(example, tmp_path
         assert entries["dagster/row_count"] == 216
     finally:
         stop(server)
-        log.close()

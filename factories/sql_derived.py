@@ -9,7 +9,8 @@
 Each name of ``sources`` is a table of the query; a glob reads as the union of its
 matches. The node produces an ``SqlRelation``, which the resolver composes as views,
 so a derivation of a derivation (to any depth) still pushes filters down to the base
-files.
+files. The relation follows from the config alone (``relation``), so the query is bound
+against its sources' schemas when the node is created or applied.
 """
 
 from collections.abc import Sequence
@@ -79,8 +80,11 @@ class _SqlDerivedFactory(Factory[SqlConfig]):
     def sources(self, config: SqlConfig) -> Sequence[str]:
         return list(config.tables.values())
 
+    def relation(self, config: SqlConfig) -> SqlRelation:
+        return SqlRelation(config.query, config.tables, field="query")
+
     def produce(self, config: SqlConfig, context: FactoryContext) -> SqlRelation:
-        return SqlRelation(config.query, config.tables)
+        return self.relation(config)
 
 
 class SqlDerivedTableFactory(_SqlDerivedFactory[SqlDerivedTableConfig]):

@@ -10,6 +10,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "CorruptionError",
+    "DanglingLinkError",
     "FactoryError",
     "LockTimeoutError",
     "NotFoundError",
@@ -47,6 +48,22 @@ class ConfigError(PondError):
 
 class NotFoundError(PondError):
     """A pond, path, version or transaction that does not exist."""
+
+
+class DanglingLinkError(NotFoundError):
+    """A symbolic link followed to a target that does not exist: ``link`` is the link's
+    path, ``target`` the absolute path it points to."""
+
+    def __init__(self, link: str, target: str, *, hint: str | None = None):
+        self.link = link
+        self.target = target
+        super().__init__(
+            f"symbolic link to {target}, which does not exist",
+            subject=link,
+            hint=hint
+            or f"create {target}, or point the link elsewhere: "
+            f"`pond rm {link} && pond ln TARGET {link}`",
+        )
 
 
 class ConflictError(PondError):

@@ -100,6 +100,8 @@ class SqlRelation:
 
     query: str
     tables: dict[str, str]
+    field: str | None = None
+    """The config field the query was written in (``query``), named when it is refused."""
 
 
 @dataclass(frozen=True)
@@ -264,6 +266,13 @@ class Factory(Generic[C]):
 
     def produce(self, config: C, context: FactoryContext) -> Output:
         raise NotImplementedError
+
+    def relation(self, config: C) -> SqlRelation | None:
+        """The ``SqlRelation`` ``produce`` returns, when the config alone defines it (no
+        reads): the pond binds it against its sources' schemas when the node is created
+        or applied (syntax, one SELECT, columns, tables), and a query DuckDB refuses is
+        refused then, with nothing written. ``None`` (the default): checked when read."""
+        return None
 
     def declared_children(self, config: C) -> list[ChildSpec] | None:
         """A directory whose children follow from its config alone (no reads) declares

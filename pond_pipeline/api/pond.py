@@ -233,6 +233,10 @@ class Pond:
         """What ``path`` names (a symlink: its target, unless not ``follow``)."""
         return self.resolver(at).resolve(path, follow=follow)
 
+    def exists(self, path: str, *, at: int | None = None) -> bool:
+        """Whether ``path`` names something (a symlink: whether its target exists)."""
+        return self.resolver(at).exists(path)
+
     def list_nodes(self, pattern: str | None = None, *, at: int | None = None) -> list[NodeInfo]:
         """``None``: everything; ``/dir/``: its children; ``/dir``: the entry; globs match."""
         resolver = self.resolver(at)

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from pond_pipeline import paths
 from pond_pipeline.api.catalog import DynamicNode, dynamic_nodes_of
 from pond_pipeline.durations import normalize_refresh
-from pond_pipeline.dynamic import graph, registry
+from pond_pipeline.dynamic import graph, registry, sql_check
 from pond_pipeline.dynamic.nodes import Node
 from pond_pipeline.dynamic.resolve import Resolver, dynamic_paths
 from pond_pipeline.errors import (
@@ -55,8 +55,19 @@ class PondTransaction:
     def mkdir(self, path: str, *, parents: bool = False) -> None:
         self._changes.mkdir(path, parents=parents)
 
-    def symlink(self, path: str, target: str) -> None:
+    def symlink(self, path: str, target: str) -> bool:
+        """A symlink at ``path`` to ``target`` (absolute, or relative to the link's
+        directory). Returns whether the target exists as this transaction leaves the pond:
+        a link to nothing is allowed, as in POSIX, and reads as a ``DanglingLinkError``."""
+        from pond_pipeline.errors import ConflictError, FactoryError  # (to hoist)
+
         self._changes.symlink(path, paths.normalize(target) if target.startswith("/") else target)
+        try:
+            return self.resolver().exists(path)
+        except ConflictError:  # a loop, or a target below a file: nothing there either
+            return False
+        except FactoryError:  # a dynamic directory on the way cannot list: cannot tell
+            return True
 
     def remove(self, path: str, *, recursive: bool = False) -> None:
         self._changes.remove(path, recursive=recursive)
@@ -131,11 +142,14 @@ class PondTransaction:
         parents: bool = True,
         attributes: dict[str, Any] | None = None,
         check_cycles: bool = True,
+        check_sql: bool = True,
     ) -> OplogRecord:
         """Validate and persist a dynamic node: one row, the config stored unexpanded.
 
-        ``check_cycles=False`` leaves the (whole-pond) cycle check to the caller, who
-        creates many nodes in this transaction and checks once (``check_cycles()``)."""
+        Its SQL (and its declared children's) is bound against its sources' schemas
+        (``check_sql``). ``check_cycles=False`` / ``check_sql=False`` leave those checks
+        to the caller, who creates many nodes in this transaction and checks once
+        (``check_cycles()``, then ``check_sql(path)`` for each)."""
         path = paths.normalize(path)
         factory = registry.get(factory_name)
         typed = registry.validate(factory, config, subject=path)
@@ -156,6 +170,8 @@ class PondTransaction:
         self._check_sources(path, factory, typed)
         if check_cycles:
             self.check_cycles()
+        if check_sql:
+            self.check_sql(path)
         return record
 
     def check_cycles(self) -> None:
@@ -167,6 +183,16 @@ class PondTransaction:
             for n in dynamic_paths(resolver)
         )
         graph.derivation_order(upstream)
+
+    def check_sql(self, path: str) -> None:
+        """The SQL of the dynamic node at ``path`` (and of the children its config
+        declares), as this transaction leaves the pond, bound (never run) against its
+        sources' schemas; DuckDB refusing it is a ``SqlCheckError`` naming the node, the
+        config field and DuckDB's words. See ``dynamic.sql_check`` for what is bound."""
+        path = paths.normalize(path)
+        resolver = self.resolver()
+        factory, config = resolver.factory_of(resolver.resolve(path, follow=False))
+        sql_check.check_sql(resolver, path, factory, config)
 
     # -- materialization: produced content written back as versions ----------------------
     def write_produced(

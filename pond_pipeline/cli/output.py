@@ -1,4 +1,7 @@
-"""Rendering results: aligned tables for people, CSV/JSON/Parquet exactly for programs."""
+"""Rendering results: aligned tables for people, CSV/JSON/Parquet exactly for programs.
+
+pyarrow and rich are imported by the functions that use them, so that commands which
+print no rows (and ``pond --help``) start without them."""
 
 import io
 import json
@@ -6,25 +9,28 @@ import math
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from rich.console import Console
 
 FORMATS = ("table", "csv", "json", "parquet")
 
 
-def console() -> Console:
+def console() -> "Console":
     """Rich output; piped output is not cut at 80 columns."""
+    from rich.console import Console
+
     return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 
 
-def write_rows(table: pa.Table | pa.RecordBatchReader, fmt: str) -> None:
+def write_rows(table: "pa.Table | pa.RecordBatchReader", fmt: str) -> None:
     """Rows in ``fmt``: table (aligned text), csv, json (one array of objects), parquet."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
     out = sys.stdout.buffer
     if fmt == "csv":
         reader = table.to_reader() if isinstance(table, pa.Table) else table
@@ -52,8 +58,10 @@ def write_rows(table: pa.Table | pa.RecordBatchReader, fmt: str) -> None:
     out.flush()
 
 
-def pylist(data: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
+def pylist(data: "pa.Table | pa.RecordBatch") -> list[dict[str, Any]]:
     """Rows as Python values; a time Python cannot hold (after year 9999) stays Arrow's text."""
+    import pyarrow as pa
+
     try:
         rows: list[dict[str, Any]] = data.to_pylist()
     except (OverflowError, ValueError):
@@ -62,7 +70,11 @@ def pylist(data: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
     return rows
 
 
-def print_arrow(table: pa.Table) -> None:
+def print_arrow(table: "pa.Table") -> None:
+    import pyarrow as pa
+    from rich.table import Table
+    from rich.text import Text
+
     view = Table(show_edge=False, header_style="bold", pad_edge=False)
     for field in table.schema:
         numeric = pa.types.is_integer(field.type) or pa.types.is_floating(field.type)
@@ -74,6 +86,9 @@ def print_arrow(table: pa.Table) -> None:
 
 
 def print_records(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     view = Table(show_edge=False, header_style="bold", pad_edge=False)
     for column in columns:
         view.add_column(column)
@@ -126,3 +141,20 @@ def human_size(size: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"
+
+
+def block_yaml(document: Any) -> str:
+    """``document`` as YAML people read: a text of several lines (a query) as a ``|``
+    block, as it is written in pond.yaml, not one escaped line."""
+    import yaml
+
+    class BlockDumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in value.strip("\n") else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    BlockDumper.add_representer(str, text)
+    dumped: str = yaml.dump(document, Dumper=BlockDumper, sort_keys=False, allow_unicode=True)
+    return dumped.rstrip()

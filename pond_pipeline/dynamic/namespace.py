@@ -9,7 +9,7 @@ from pond_pipeline import paths
 from pond_pipeline.dynamic import registry
 from pond_pipeline.dynamic.configs import FactoryConfigs
 from pond_pipeline.dynamic.nodes import Node, factory_failure
-from pond_pipeline.errors import ConflictError, NotFoundError
+from pond_pipeline.errors import ConflictError, DanglingLinkError, NotFoundError
 from pond_pipeline.factory import ChildSpec, EntryType
 from pond_pipeline.fs.tree import TreeView
 from pond_pipeline.store.oplog import OplogRecord
@@ -33,11 +33,14 @@ class Namespace:
     def resolve(self, path: str, *, follow: bool = True) -> Node:
         located = self.view.walk(path, follow=follow)
         node = self._persisted(located.path, located.node_id)
-        for name in located.rest:
+        for index, name in enumerate(located.rest):
             if node.entry_type is not EntryType.DIRECTORY:
                 raise ConflictError("not a directory", subject=node.path)
             child = self.children(node).get(name)
             if child is None:
+                link = located.link
+                if link is not None and index < link.depth:  # the link's target is missing
+                    raise DanglingLinkError(link.path, link.target)
                 raise NotFoundError(
                     "no such file or directory", subject=paths.join(node.path, name)
                 )

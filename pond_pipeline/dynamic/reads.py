@@ -1,7 +1,8 @@
 """Reading a node's content: a table or series as a dataset (a time window on it, one
 version of it), its schema and timestamp column, a data file's bytes, a CSV as a table.
-Static nodes read their stored versions; dynamic ones what they materialized while
-current, else their produced output."""
+A data file named ``*.csv`` reads as a table too (``is_table_like``), its types inferred
+as ``pond copy --type table`` infers them. Static nodes read their stored versions;
+dynamic ones what they materialized while current, else their produced output."""
 
 import os
 import tempfile
@@ -43,15 +44,20 @@ class NodeReader:
 
     def schema(self, node: Node) -> pa.Schema:
         require_tabular(node)
-        if not node.is_dynamic:
+        if not node.is_dynamic and node.entry_type.is_tabular:
             return pa.unify_schemas([self.reader.schema(r, node.path) for r in node.versions])
         return self.dataset(node).schema
 
     def dataset(
         self, node: Node, *, version: int | None = None, window: TimeRange | None = None
     ) -> ds.Dataset:
-        """A table or series as a pyarrow dataset (a series: the union of its versions)."""
+        """A table or series as a pyarrow dataset (a series: the union of its versions;
+        a CSV data file: its rows, converted)."""
         require_tabular(node)
+        if node.entry_type is EntryType.DATA:
+            if window is not None:
+                raise ConfigError("--time-start/--time-end apply to series", subject=node.path)
+            return ds.dataset(self.read_csv(node, version=version))
         column: str | None = None
         if node.is_dynamic:
             if version is not None:
@@ -93,18 +99,20 @@ class NodeReader:
             return self.production.cached_output(node).read_bytes()
         return self.reader.read_bytes(_select_versions(node, version)[-1], node.path)
 
-    def read_csv(self, node: Node, *, formats: dict[str, str] | None = None) -> pa.Table:
+    def read_csv(
+        self, node: Node, *, version: int | None = None, formats: dict[str, str] | None = None
+    ) -> pa.Table:
         """A CSV data file as a table, types inferred by DuckDB (``formats``: columns
-        parsed with a ``strptime`` format)."""
+        parsed with a ``strptime`` format); a static file's blob is read in place."""
         if node.entry_type is not EntryType.DATA:
             raise ConflictError(
                 f"is a {node.entry_type.short}, not a CSV data file", subject=node.path
             )
         source: Path | bytes
         source = (
-            self.reader.source(node.latest, node.path)
-            if node.latest and not node.is_dynamic
-            else self.read_bytes(node)
+            self.reader.source(_select_versions(node, version)[-1], node.path)
+            if node.versions and not node.is_dynamic
+            else self.read_bytes(node, version=version)
         )
         self.scratch.mkdir(parents=True, exist_ok=True)
         temp_files = []
@@ -129,15 +137,34 @@ class NodeReader:
         return self.production.cached_output(node).dataset()
 
 
-def require_tabular(node: Node) -> None:
-    if not node.entry_type.is_tabular:
-        raise ConflictError(
-            f"is a {node.entry_type.short}, not a table or series",
-            subject=node.path,
-            hint="`pond cat` prints data files as bytes"
-            if node.entry_type is EntryType.DATA
-            else None,
+CSV_SUFFIX = ".csv"
+"""A data file whose name ends so (in any case) reads as a table."""
+
+
+def is_table_like(node: Node) -> bool:
+    """A table or series, or a CSV data file (``*.csv``), which reads as a table."""
+    return node.entry_type.is_tabular or (
+        node.entry_type is EntryType.DATA and node.path.lower().endswith(CSV_SUFFIX)
+    )
+
+
+def require_tabular(node: Node, *, reader: str | None = None) -> None:
+    """Refuse a node that does not read as a table (``is_table_like``); ``reader``: the
+    node reading it as a source, named in the error when it is not ``node`` itself."""
+    if is_table_like(node):
+        return
+    if node.entry_type is EntryType.DATA:
+        what = "a data file, not a table"
+        hint = (
+            f"`pond cat {node.path}` prints its bytes; only data files named *{CSV_SUFFIX} "
+            "read as tables (or import CSV as one: `pond copy FILE DEST --type table`, "
+            "or a csv_directory node)"
         )
+    else:
+        what, hint = f"a {node.entry_type.short}, not a table or series", None
+    if reader is None or reader == node.path:
+        raise ConflictError(f"is {what}", subject=node.path, hint=hint)
+    raise ConflictError(f"reads {node.path}, which is {what}", subject=reader, hint=hint)
 
 
 def _select_versions(node: Node, version: int | None) -> list[OplogRecord]:

@@ -1,11 +1,11 @@
 """Reading the tree out of oplog records: snapshots, path walks, symlink following."""
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from pond_pipeline import paths
-from pond_pipeline.errors import ConflictError, NotFoundError
+from pond_pipeline.errors import ConflictError, DanglingLinkError, NotFoundError
 from pond_pipeline.factory import EntryType
 from pond_pipeline.fs.nodes import ROOT_ID, Listing, listing_of
 from pond_pipeline.store.oplog import OplogRecord
@@ -14,11 +14,23 @@ MAX_SYMLINK_HOPS = 40
 
 
 @dataclass(frozen=True)
+class LinkIntoDynamic:
+    """A symlink followed to a target below a dynamic directory, whose listing only the
+    ``dynamic`` layer knows: the first ``depth`` segments of ``Located.rest`` name the
+    target, so a child missing among them makes the link dangling."""
+
+    path: str
+    target: str
+    depth: int
+
+
+@dataclass(frozen=True)
 class Located:
     """Where a path led: the node, its latest record, and any segments left to walk.
 
     ``rest`` is non-empty when the walk reached a *dynamic* directory: what lies
-    below it is produced by its factory, which the ``dynamic`` layer resolves.
+    below it is produced by its factory, which the ``dynamic`` layer resolves
+    (``link``: the symlink whose target lies there, if the walk followed one).
     """
 
     path: str
@@ -26,6 +38,7 @@ class Located:
     entry_type: EntryType
     record: OplogRecord
     rest: tuple[str, ...] = ()
+    link: LinkIntoDynamic | None = None
 
     @property
     def is_dynamic(self) -> bool:
@@ -45,7 +58,8 @@ class TreeView:
         raise NotImplementedError
 
     def walk(self, path: str, *, follow: bool = True) -> Located:
-        """Resolve ``path``; symlinks on the way are followed, the last one if ``follow``."""
+        """Resolve ``path``; symlinks on the way are followed, the last one if ``follow``.
+        A link whose target does not exist is a ``DanglingLinkError`` naming both."""
         return self._walk(paths.split(paths.normalize(path)), follow, 0)
 
     def _walk(self, segments: list[str], follow: bool, hops: int) -> Located:
@@ -63,12 +77,28 @@ class TreeView:
             node_id, entry_type, walked = entry.node_id, entry.entry_type, child_path
             is_last = index == len(segments) - 1
             if entry_type is EntryType.SYMLINK and (follow or not is_last):
-                if hops >= MAX_SYMLINK_HOPS:
-                    raise ConflictError("too many levels of symbolic links", subject=child_path)
-                target = self.symlink_target(node_id, child_path)
-                located = self._walk(paths.split(target) + segments[index + 1 :], follow, hops + 1)
-                return located
+                return self._through_link(child_path, node_id, segments[index + 1 :], follow, hops)
         return Located(walked, node_id, entry_type, self._require(node_id, walked))
+
+    def _through_link(
+        self, link: str, node_id: str, rest: list[str], follow: bool, hops: int
+    ) -> Located:
+        """Follow the symlink at ``link`` to its target, then walk ``rest`` from there."""
+        if hops >= MAX_SYMLINK_HOPS:
+            raise ConflictError("too many levels of symbolic links", subject=link)
+        target = self.symlink_target(node_id, link)
+        try:
+            reached = self._walk(paths.split(target), True, hops + 1)
+        except DanglingLinkError:
+            raise  # a link further on is the one that dangles
+        except NotFoundError as exc:
+            raise DanglingLinkError(link, target) from exc
+        if reached.rest:  # the target lies below a dynamic directory
+            into = reached.link or LinkIntoDynamic(link, target, len(reached.rest))
+            return replace(reached, rest=(*reached.rest, *rest), link=into)
+        if not rest:
+            return reached
+        return self._walk(paths.split(reached.path) + rest, follow, hops + 1)
 
     def symlink_target(self, node_id: str, path: str) -> str:
         record = self._require(node_id, path)

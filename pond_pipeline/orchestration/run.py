@@ -259,13 +259,27 @@ def _run_failure(result: Any) -> str:
 
 
 def _error_text(error: Any) -> str:
-    """The innermost cause's message (a pond error without its module and class name),
-    not Dagster's "Error occurred while executing op" wrapper."""
-    while getattr(error, "cause", None) is not None:
+    """One line a person reads: the first pond error along the causes (it names the node
+    and says what to do), else the innermost cause — never Dagster's "Error occurred
+    while executing op" wrapper, and never DuckDB's ``LINE 1: ...`` context, which shows
+    the internal views the query was run over rather than the user's query."""
+    while getattr(error, "cause", None) is not None and not _is_pond_error(error):
         error = error.cause
-    text = str(error.message).strip()
+    text = str(error.message).strip().splitlines()[0] if str(error.message).strip() else ""
     name, _, rest = text.partition(": ")  # "pond_pipeline.errors.QueryError: ..."
-    return rest if rest and re.fullmatch(r"[\w.]+(Error|Exception)", name) else text
+    text = rest if rest and re.fullmatch(r"[\w.]+(Error|Exception)", name) else text
+    return re.sub(r"__pond_\w+", "its source", text) or "failed"
+
+
+def _is_pond_error(error: Any) -> bool:
+    return str(getattr(error, "cls_name", "")) in _POND_ERRORS
+
+
+def _error_classes(cls: type[PondError]) -> set[str]:
+    return {cls.__name__}.union(*(_error_classes(sub) for sub in cls.__subclasses__()))
+
+
+_POND_ERRORS = _error_classes(PondError)
 
 
 def _plain(value: Any) -> Any:

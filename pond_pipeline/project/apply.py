@@ -9,12 +9,14 @@ there is one decision of what a declaration changes.
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from pond_pipeline import paths
 from pond_pipeline.api import DynamicNode, Node, Pond, PondTransaction
 from pond_pipeline.durations import normalize_refresh
 from pond_pipeline.dynamic import graph, registry
+from pond_pipeline.dynamic.sql_check import SqlCheckError
 from pond_pipeline.errors import ConflictError, NotFoundError
 from pond_pipeline.factory import EntryType
-from pond_pipeline.project.pipeline import Declaration, Pipeline
+from pond_pipeline.project.pipeline import Declaration, Pipeline, PipelineNode
 
 DECLARED_BY = "declared_by"
 Action = Literal["create", "update", "unchanged", "remove"]
@@ -67,7 +69,8 @@ def apply(
     """Reconcile the pond with ``pond.yaml`` in one transaction; returns the plan, decided
     under the write lock (so two applies at once both leave the pond equal to the file).
     Removing a node, or changing its type, while another node that stays reads it is
-    refused, naming both; nothing is written then."""
+    refused, naming both; so is SQL DuckDB refuses, naming the file, line and key
+    (checked once every node is in place); nothing is written then."""
     if dry_run:
         return plan(pond, pipeline, prune=prune)
     by_path = {node.path: node for node in pipeline.nodes}
@@ -79,10 +82,18 @@ def apply(
                 tx.remove(item.path, recursive=True)
             elif item.action != "unchanged":
                 write_declaration(
-                    tx, item.path, by_path[item.path].declaration, item.action, check_cycles=False
+                    tx,
+                    item.path,
+                    by_path[item.path].declaration,
+                    item.action,
+                    check_cycles=False,
+                    check_sql=False,
                 )
         if any(item.action != "unchanged" for item in items):
             tx.check_cycles()  # once for the whole file, with every node in place
+        for item in items:  # in derivation order: a node's sources are checked first
+            if item.action in ("create", "update"):
+                _check_sql(tx, pipeline, item.path)
     return items
 
 
@@ -130,6 +141,7 @@ def write_declaration(
     action: Action,
     *,
     check_cycles: bool = True,
+    check_sql: bool = True,
 ) -> None:
     """The one way a declaration reaches the pond (``apply`` and materializations alike):
     the node carries the ``declared_by`` mark of its file, so ``--prune`` can remove it."""
@@ -141,7 +153,55 @@ def write_declaration(
         refresh=declared.refresh,
         attributes={DECLARED_BY: declared.origin} if declared.origin else None,
         check_cycles=check_cycles,
+        check_sql=check_sql,
     )
+
+
+def _check_sql(tx: PondTransaction, pipeline: Pipeline, path: str) -> None:
+    """The node's SQL (``tx.check_sql``); refused, an error naming the file, line and key."""
+    try:
+        tx.check_sql(path)
+    except SqlCheckError as exc:
+        keys = _config_keys(pipeline, exc.path)
+        if keys is None:
+            raise
+        name = pipeline.project.path.name
+        if exc.field:
+            keys, hint = (*keys, exc.field), f"fix the {exc.field} in {name}"
+        else:
+            hint = f"fix its config in {name}"
+        raise pipeline.project.error(exc.words, *keys, hint=hint) from exc
+
+
+def _config_keys(pipeline: Pipeline, path: str) -> tuple[str, ...] | None:
+    """Where the config of the declared node at ``path`` is in the file: under its key
+    in ``nodes``, or as an entry (by position) of a directory the file declares."""
+    tops = {paths.normalize(key): key for key in pipeline.project.spec.nodes}
+    if path in tops:
+        return ("nodes", tops[path], "config")
+    declared = {node.path: node for node in pipeline.nodes}
+    for top, key in tops.items():
+        if path.startswith(top.rstrip("/") + "/"):
+            found = _entry_keys(declared, top, paths.split(path)[len(paths.split(top)) :])
+            if found is not None:
+                return ("nodes", key, "config", *found)
+    return None
+
+
+def _entry_keys(
+    declared: dict[str, PipelineNode], parent: str, names: list[str]
+) -> tuple[str, ...] | None:
+    """The keys, below ``parent``'s config, of the entry ``names`` leads to."""
+    keys: tuple[str, ...] = ()
+    for name in names:
+        node = declared.get(parent)
+        children = (node.factory.declared_children(node.config) or []) if node else []
+        index = next((i for i, child in enumerate(children) if child.name == name), None)
+        if index is None:
+            return None
+        keys += ("entries", str(index), "config")
+        parent = paths.join(parent, name)
+    return keys
 
 
 def _check_readers(tx: PondTransaction, pipeline: Pipeline, items: list[PlanItem]) -> None:

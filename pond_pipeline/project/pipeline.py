@@ -2,7 +2,6 @@
 factories), plus the pond's other persisted dynamic nodes, and how they depend on each
 other (``dynamic.graph``)."""
 
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from pond_pipeline.dynamic import graph, registry
 from pond_pipeline.errors import ConfigError, ConflictError, NotFoundError
 from pond_pipeline.factory import EntryType, Factory, FactoryConfig
 from pond_pipeline.project import pond_yaml
+from pond_pipeline.project.locate import project_file
 
 
 @dataclass
@@ -100,11 +100,6 @@ class Pipeline:
             subject=normalized,
             hint="see `pond list` or pond.yaml",
         )
-
-
-def project_file(path: str | Path | None = None) -> Path:
-    """``path``, else env ``POND_CONFIG``, else ``pond.yaml`` in the working directory."""
-    return Path(path or os.environ.get("POND_CONFIG") or pond_yaml.DEFAULT_FILE)
 
 
 def load(path: str | Path | None = None, *, pond: Pond | None = None) -> Pipeline:

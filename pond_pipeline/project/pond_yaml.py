@@ -28,8 +28,7 @@ from pydantic import Field, ValidationError, field_validator
 from pond_pipeline.durations import normalize_refresh
 from pond_pipeline.errors import ConfigError
 from pond_pipeline.factory import PondModel
-
-DEFAULT_FILE = "pond.yaml"
+from pond_pipeline.project.locate import DEFAULT_POND, resolve_pond_uri
 
 
 class ColumnChecks(PondModel):
@@ -87,7 +86,7 @@ class NodeSpec(PondModel):
 
 
 class PondFile(PondModel):
-    pond: str = "./.pond"
+    pond: str = DEFAULT_POND
     schedules: Literal["running", "stopped"] = "running"
     """Whether the schedules, ingest sensors and automation start running in Dagster."""
     nodes: dict[str, NodeSpec] = Field(default_factory=dict)
@@ -108,10 +107,7 @@ class Project:
     def pond_uri(self, override: str | None = None) -> str:
         """The store URI: ``override`` (``--pond``), else env ``POND``, else the file's
         ``pond:``; a relative path starts at ``pond.yaml``'s folder."""
-        uri = override or os.environ.get("POND") or self.spec.pond
-        if "://" in uri or Path(uri).is_absolute():
-            return uri
-        return str((self.folder / uri).resolve())
+        return resolve_pond_uri(override or os.environ.get("POND") or self.spec.pond, self.folder)
 
     def line_of(self, *keys: str) -> int | None:
         """The line of the deepest known key along ``keys``."""

@@ -19,7 +19,8 @@ class PondLocation:
     def parse(cls, uri: str) -> "PondLocation":
         if not uri:
             raise ConfigError(
-                "no pond given", hint="pass --pond PATH or set the POND environment variable"
+                "no pond given",
+                hint="pass --pond PATH, set POND, or run where a pond.yaml says pond: PATH",
             )
         parsed = urlparse(uri)
         if parsed.scheme in ("", "file") or (len(parsed.scheme) == 1 and os.name == "nt"):

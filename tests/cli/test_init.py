@@ -74,10 +74,13 @@ def test_the_pond_comes_from_the_environment(pond, pond_path: Path) -> None:
     assert result.stdout == "/from-env/\n"
 
 
-def test_no_pond_given(error) -> None:
-    result = CliRunner().invoke(cli, ["list"], env={"POND": ""})
+def test_no_pond_given(error, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no pond.yaml here or above
+    result = CliRunner().invoke(cli, ["list"], env={"POND": "", "POND_CONFIG": ""})
     assert result.exit_code == 2
-    assert error(result) == "no pond given; pass --pond PATH or set the POND environment variable"
+    assert error(result) == (
+        "no pond given; pass --pond PATH, set POND, or run where a pond.yaml says pond: PATH"
+    )
 
 
 def test_debug_shows_the_traceback(run, tmp_path: Path) -> None:

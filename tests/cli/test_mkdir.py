@@ -82,10 +82,15 @@ def test_ln_onto_an_existing_path(run, sample_pond, sample, pond_state, error) -
 
 
 def test_a_dangling_link_reads_as_not_found(run, pond, error) -> None:
-    assert run("ln", "/nowhere", "/dangling").exit_code == 0
+    made = run("ln", "/nowhere", "/dangling")
+    assert made.exit_code == 0
+    assert made.stderr == "warning: /dangling -> /nowhere: /nowhere does not exist (yet)\n"
     result = run("cat", "/dangling")
     assert result.exit_code == 1
-    assert error(result) == "/nowhere: no such file or directory"
+    assert error(result) == (
+        "/dangling: symbolic link to /nowhere, which does not exist; create /nowhere, "
+        "or point the link elsewhere: `pond rm /dangling && pond ln TARGET /dangling`"
+    )
 
 
 def test_relative_paths_start_at_the_root(run, pond, pond_state, error) -> None:

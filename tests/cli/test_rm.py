@@ -24,7 +24,11 @@ def test_rm_recursive(run, sample_pond, sample, pond_state, error) -> None:
     assert pond_state() == before
     assert run("rm", "-r", sample.directory).exit_code == 0
     assert run("list").stdout.splitlines() == ["/latest", "/notes.txt"]
-    assert error(run("cat", sample.link)) == f"{sample.directory}: no such file or directory"
+    assert error(run("cat", sample.link)) == (
+        f"{sample.link}: symbolic link to {sample.series}, which does not exist; "
+        f"create {sample.series}, or point the link elsewhere: "
+        f"`pond rm {sample.link} && pond ln TARGET {sample.link}`"
+    )
     at = run("cat", sample.series, "--at", "4", "--format", "parquet")
     assert pq.read_table(io.BytesIO(at.stdout_bytes)).num_rows == 12
 

@@ -28,13 +28,20 @@ from datetime import date, datetime
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field, field_validator
 
 from pond_pipeline.errors import FactoryError, QueryError
-from pond_pipeline.factory import EntryType, Factory, FactoryConfig, FactoryContext
+from pond_pipeline.factory import (
+    EntryType,
+    Factory,
+    FactoryConfig,
+    FactoryContext,
+    SqlRelation,
+)
 
 __all__ = ["TemplateConfig", "TemplateFactory", "build_sandbox"]
 
@@ -72,6 +79,20 @@ class TemplateFactory(Factory[TemplateConfig]):
 
     def sources(self, config: TemplateConfig) -> Sequence[str]:
         return list(config.sources.values())
+
+    def relations(self, config: TemplateConfig) -> list[SqlRelation]:
+        """Each ``query("...")`` whose SQL is written out in the template, over ``sources``
+        (a query built from variables is checked when the template renders)."""
+        parsed = build_sandbox().parse(config.template)
+        return [
+            SqlRelation(call.args[0].value, dict(config.sources), field="template")
+            for call in parsed.find_all(nodes.Call)
+            if isinstance(call.node, nodes.Name)
+            and call.node.name == "query"
+            and call.args
+            and isinstance(call.args[0], nodes.Const)
+            and isinstance(call.args[0].value, str)
+        ]
 
     def produce(self, config: TemplateConfig, context: FactoryContext) -> bytes:
         def query(sql: str) -> list[dict[str, Any]]:

@@ -274,6 +274,12 @@ class Factory(Generic[C]):
         refused then, with nothing written. ``None`` (the default): checked when read."""
         return None
 
+    def relations(self, config: C) -> list[SqlRelation]:
+        """Every query the config alone defines, each checked like ``relation``'s (a
+        template's ``query("...")`` calls, say); the default: ``relation``'s, if any."""
+        relation = self.relation(config)
+        return [] if relation is None else [relation]
+
     def declared_children(self, config: C) -> list[ChildSpec] | None:
         """A directory whose children follow from its config alone (no reads) declares
         them here, so validation, cycle checks and Dagster see each child."""

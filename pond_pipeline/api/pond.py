@@ -348,7 +348,15 @@ class Pond:
         if node.entry_type is EntryType.SYMLINK and node.node_id:
             result["target"] = resolver.view.symlink_target(node.node_id, node.path)
         if node.entry_type.is_tabular:
-            schema = resolver.schema(node)
+            try:
+                schema = resolver.schema(node)
+            except PondError as exc:
+                if not node.is_dynamic:
+                    raise
+                # what it is stays describable when its sources cannot be read yet
+                result["schema_error"] = str(exc)
+                schema = None
+        if node.entry_type.is_tabular and schema is not None:
             result["schema"] = [_described_column(f) for f in schema]
             zoneless = zoneless_columns(schema)
             if zoneless:  # recorded by the CSV conversion

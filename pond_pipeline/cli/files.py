@@ -279,6 +279,8 @@ def describe(ctx: click.Context, path: str, fmt: str, at: int | None) -> None:
                 f"zone-less times were read as UTC: {', '.join(info['zoneless_utc'])}",
                 markup=False,
             )
+    if "schema_error" in info:
+        con.print(f"schema: not known yet ({info['schema_error']})", markup=False)
     if info["versions"]:
         con.print("versions:")
         output.print_records(

@@ -3,8 +3,8 @@ against its sources' schemas in a sandboxed session, so a syntax error, more tha
 statement, a statement other than SELECT, or an unknown column, table or function is
 refused then (``SqlCheckError``), naming the node, the config field and DuckDB's words.
 
-Only a node whose factory defines its SQL from its config alone (``Factory.relation``)
-is checked, and it is bound only against what is known without producing anything or
+Only the SQL a factory defines from its config alone (``Factory.relations``) is
+checked, and it is bound only against what is known without producing anything or
 reading a row: a static source by the schema its versions record, a dynamic one by the
 schema its current materialization recorded or, when its factory too defines its SQL
 from its config, as a view of that SQL over its own sources (each source an empty table
@@ -50,8 +50,7 @@ class SqlCheckError(ConfigError):
 def check_sql(resolver: Resolver, path: str, factory: Factory[Any], config: FactoryConfig) -> None:
     """Check the SQL of the node at ``path`` (``factory`` with ``config``), and of the
     children its config declares; a refused query is a ``SqlCheckError``."""
-    relation = factory.relation(config)
-    if relation is not None:
+    for relation in factory.relations(config):
         _check_relation(resolver, path, relation)
     for spec in factory.declared_children(config) or []:
         child = paths.join(path, spec.name)

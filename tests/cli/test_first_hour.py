@@ -86,3 +86,17 @@ def test_describe_prints_a_multi_line_query_as_a_block(pond: Pond, run) -> None:
         "           2 AS y FROM source",
         "  source: /raw/*",
     ]
+
+
+def test_describe_a_derived_node_whose_sources_do_not_exist_yet(pond: Pond, run) -> None:
+    pond.create_dynamic(
+        "/d/x.series", "sql_derived_series", {"source": "/nothing/*.series", "query": "SELECT 1"}
+    )
+    result = run("describe", "/d/x.series")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "schema: not known yet (/d/x.series: source '/nothing/*.series' matches no table or "
+        "series; check the path, or create the source first)"
+    ) in result.stdout.splitlines()
+    assert "query: SELECT 1" in result.stdout
+    assert "versions:" in result.stdout.splitlines()  # and its one version below

@@ -266,3 +266,55 @@ def test_apply_refuses_an_update_to_bad_sql_and_keeps_the_old_config(project):
     assert project.log() == before
     config = Pond.open(str(project.pond)).node("/a/hot.series").raw_config
     assert config["query"] == "SELECT * FROM source WHERE temperature > 25"
+
+
+def test_apply_refuses_a_template_query_with_a_misspelled_column(project):
+    project.write(
+        f"""
+        pond: ./.pond
+        nodes:
+          /reports/hot.md:
+            factory: template
+            config:
+              sources: {{readings: {RAW}}}
+              template: |
+                # Hot hours
+                {{% for row in query("SELECT timestamp, temprature FROM readings") %}}
+                - {{{{ row.timestamp }}}}
+                {{% endfor %}}
+        """
+    )
+    before = project.log()
+
+    result = invoke("apply", str(project.config))
+
+    line = project.line_of("template: |")
+    assert result.exit_code == 2
+    assert error_line(result) == (
+        f"Error: {project.config}:{line}: nodes./reports/hot.md.config.template: "
+        f"{UNKNOWN_COLUMN}; fix the template in pond.yaml"
+    )
+    assert project.log() == before
+    assert not project.exists("/reports/hot.md")
+
+
+def test_a_template_query_built_from_variables_is_left_to_the_rendering(project):
+    project.write(
+        f"""
+        pond: ./.pond
+        nodes:
+          /reports/all.md:
+            factory: template
+            config:
+              sources: {{readings: {RAW}}}
+              template: |
+                {{% set table = "readings" %}}
+                {{% for r in query("SELECT count(*) AS n FROM " ~ table) %}}
+                {{{{ r.n }}}}{{% endfor %}}
+                {{% for r in query("SELECT max(temperature) AS t FROM readings") %}}
+                 {{{{ r.t }}}}{{% endfor %}}
+        """
+    )
+
+    assert invoke("apply", str(project.config)).exit_code == 0
+    assert Pond.open(str(project.pond)).read_bytes("/reports/all.md") == b"3 27.5"

@@ -2,6 +2,7 @@
 
 import pytest
 
+from pond_pipeline.dynamic.sql_check import SqlCheckError
 from pond_pipeline.errors import ConfigError, FactoryError
 
 REPORT = """# Events by host
@@ -100,10 +101,21 @@ def test_sandbox_blocks_python_internals(pond):
     )
 
 
-def test_query_of_an_undeclared_table_fails(events_pond):
-    events_pond.create_dynamic(
-        "/r.md", "template", {"template": "{{ query(\"SELECT * FROM '/events/all.series'\") }}"}
-    )
+UNDECLARED = {"template": "{{ query(\"SELECT * FROM '/events/all.series'\") }}"}
+
+
+def test_query_of_an_undeclared_table_is_refused_at_create(events_pond):
+    with pytest.raises(SqlCheckError) as caught:
+        events_pond.create_dynamic("/r.md", "template", UNDECLARED)
+
+    assert caught.value.subject == "/r.md"
+    assert caught.value.field == "template"
+    assert "Table with name /events/all.series does not exist" in caught.value.words
+    assert not events_pond.exists("/r.md")
+
+
+def test_query_of_an_undeclared_table_fails_when_rendered(events_pond):
+    events_pond.create_dynamic("/r.md", "template", UNDECLARED, check_sql=False)
 
     with pytest.raises(FactoryError) as caught:
         events_pond.read_bytes("/r.md")

@@ -25,6 +25,7 @@ COMMANDS = {
     "apply": "pond_pipeline.cli.pipeline:apply",
     "materialize": "pond_pipeline.cli.pipeline:materialize_",
     "ui": "pond_pipeline.cli.pipeline:ui",
+    "status": "pond_pipeline.cli.status:status",
 }
 
 

@@ -265,22 +265,32 @@ def markdown_rows(table: pa.Table) -> str:
     return "\n".join([header, rule, *body])
 
 
-def build_schedules(
-    pipeline: Pipeline,
-    static_inputs: dict[str, list[str]],
-    status: DefaultScheduleStatus = DefaultScheduleStatus.RUNNING,
-) -> list[ScheduleDefinition]:
-    """One job and schedule per refresh interval (``status``: running unless pond.yaml says
-    ``schedules: stopped``). A node with ``automation: on_cron`` is left to the automation
-    sensor. Each job also observes the static files its nodes read, first, so every
-    materialization records the versions it read."""
+def scheduled_refreshes(pipeline: Pipeline) -> dict[str, list[PipelineNode]]:
+    """Each refresh interval a schedule runs (sorted) → its nodes. A node with
+    ``automation: on_cron`` is left to the automation sensor."""
     by_refresh: dict[str, list[PipelineNode]] = {}
     for node in pipeline.assets:
         declared = declaring_spec(node)
         if node.refresh and not (declared and declared.automation == "on_cron"):
             by_refresh.setdefault(node.refresh, []).append(node)
+    return dict(sorted(by_refresh.items()))
+
+
+def schedule_name(refresh: str) -> str:
+    return f"{job_name(refresh)}_schedule"
+
+
+def build_schedules(
+    pipeline: Pipeline,
+    static_inputs: dict[str, list[str]],
+    status: DefaultScheduleStatus = DefaultScheduleStatus.RUNNING,
+) -> list[ScheduleDefinition]:
+    """One job and schedule per refresh interval of ``scheduled_refreshes`` (``status``:
+    running unless pond.yaml says ``schedules: stopped``). Each job also observes the
+    static files its nodes read, first, so every materialization records the versions
+    it read."""
     schedules = []
-    for refresh, nodes in sorted(by_refresh.items()):
+    for refresh, nodes in scheduled_refreshes(pipeline).items():
         statics = sorted({p for node in nodes for p in static_inputs.get(node.path, [])})
         job = define_asset_job(
             job_name(refresh),
@@ -290,7 +300,7 @@ def build_schedules(
         )
         schedules.append(
             ScheduleDefinition(
-                name=f"{job_name(refresh)}_schedule",
+                name=schedule_name(refresh),
                 cron_schedule=refresh_cron(refresh),
                 job=job,
                 execution_timezone="UTC",

@@ -14,14 +14,29 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, suppress
+from importlib import import_module
 from pathlib import Path
-from typing import Any, TypeAlias
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 
 from pond_pipeline.errors import ConfigError, QueryError
+
+
+class _Deferred(ModuleType):
+    """``duckdb``, imported on first use (~40 ms): commands that query nothing
+    (``pond list``, ``pond log``) never load it."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(import_module(self.__name__), name)
+
+
+if TYPE_CHECKING:
+    import duckdb
+else:
+    duckdb = _Deferred("duckdb")
 
 DEFAULT_QUERY_TIMEOUT = 300.0
 Connector: TypeAlias = Callable[[], AbstractContextManager[Any]]
@@ -762,7 +777,7 @@ def _check_header(source: Path, subject: str) -> None:
         )
 
 
-def _locate_csv_error(source: Path, exc: duckdb.Error) -> duckdb.Error:
+def _locate_csv_error(source: Path, exc: "duckdb.Error") -> "duckdb.Error":
     """The sniffer fails without a line number, or with the line within its sample buffer
     (a line over the 2 MB limit is "Line: 1" there); a plain pass over the rows finds the
     line."""

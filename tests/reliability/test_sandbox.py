@@ -181,19 +181,22 @@ def test_user_sql_cannot_reach_the_host(
         assert host_listing(host) == before, channel  # nothing written on the host
 
 
-def test_a_node_is_created_through_the_cli_and_refused_when_read(
+def test_a_node_reading_a_host_file_is_refused_when_created_through_the_cli(
     sandbox: tuple[Path, Path], tmp_path: Path
 ) -> None:
+    """The SQL check at create binds the query in the same sandbox a read uses (nodes
+    made without the check are refused when read: ``test_every_channel_refuses``)."""
     root, host = sandbox
     config = tmp_path / "evil.yaml"
     config.write_text(
         yaml.safe_dump(node_config("template", f"SELECT * FROM read_text('{host}/secret.csv')"))
     )
     created = pond_cli(root, "mknod", "template", "/evil/via-cli.md", "--config", str(config))
-    assert created.exit_code == 0, created.output
-    line = refusal(pond_cli(root, "cat", "/evil/via-cli.md"))
-    assert line.startswith("/evil/via-cli.md: ")
+    line = refusal(created)
+    assert line.startswith("/evil/via-cli.md: template: ")
     assert NO_FILES in line
+    assert "hunter2" not in created.output
+    assert "no such" in refusal(pond_cli(root, "cat", "/evil/via-cli.md"))
 
 
 def test_the_sandbox_settings_hold_after_every_attempt(sandbox: tuple[Path, Path]) -> None:
